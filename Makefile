@@ -1,0 +1,56 @@
+# Every target sets up what it needs: virtualenvs from the pinned constraints, and
+# bubblewrap (for job volumes on the local platform) where apt-get can install it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+APOLO_VENV := .venv-apolo
+PY := $(VENV)/bin/python
+APOLO_PY := $(APOLO_VENV)/bin/python
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: all test test-main test-apolo lint system-packages venv venv-apolo constraints bench clean
+
+all: test
+
+$(VENV)/.installed: constraints.txt setup.cfg pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	touch $@
+
+# apolo-sdk and neuro-sdk both install the apolo_sdk package, so they cannot share a venv.
+$(APOLO_VENV)/.installed: constraints-apolo.txt setup.cfg pyproject.toml
+	rm -rf $(APOLO_VENV)
+	$(PYTHON) -m venv $(APOLO_VENV)
+	$(APOLO_PY) -m pip install $(PIP_FLAGS) -c constraints-apolo.txt \
+		apolo-sdk apolo-cli pytest pytest-asyncio pytest-timeout
+	$(APOLO_PY) -m pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+venv-apolo: $(APOLO_VENV)/.installed
+
+system-packages:
+	@./scripts/ensure-system-packages.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test-main: venv system-packages
+	$(PY) -m pytest
+
+test-apolo: venv-apolo system-packages
+	$(APOLO_PY) -m pytest -c tests/apolo/pytest.ini tests/apolo
+
+test: lint test-main test-apolo
+
+bench: venv venv-apolo system-packages
+	$(PY) bench/platform_jobs.py
+
+# Re-pin on purpose: resolves the newest allowed versions and rewrites both files.
+constraints:
+	./scripts/update-constraints.sh
+
+clean:
+	rm -rf $(VENV) $(APOLO_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,5 @@
+"""Run Neu.ro / Apolo platform jobs from Apache Airflow."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+"""The aiohttp application: every API the SDK uses, joined behind one token check."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .auth import auth_middleware
+from .config_api import config_routes
+from .jobs import JobService
+from .jobs_api import JobsApi
+from .proxy import PREFIX as HTTP_PROXY_PREFIX
+from .proxy import JobHttpProxy
+from .settings import Settings
+from .storage import Storage
+from .store import JobStore
+
+JOBS_KEY = web.AppKey("jobs", JobService)
+
+
+def create_app(settings: Settings) -> web.Application:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(settings.db_path)
+    storage = Storage(settings.storage_dir, settings.cluster)
+    jobs = JobService(settings, store, storage)
+    proxy = JobHttpProxy(settings, jobs)
+    # Job ports check the token themselves: only jobs that ask for it require one.
+    app = web.Application(
+        middlewares=[auth_middleware(settings.token, (HTTP_PROXY_PREFIX,))],
+        client_max_size=1024**3,
+    )
+    app[JOBS_KEY] = jobs
+    app.add_routes(config_routes(settings))
+    app.add_routes(JobsApi(settings, jobs).routes())
+    app.add_routes(storage.routes())
+    app.add_routes(proxy.routes())
+
+    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+        jobs.recover()
+        yield
+        await jobs.shutdown()
+        await proxy.close()
+        store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

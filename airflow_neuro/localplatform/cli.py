@@ -1,0 +1,75 @@
+"""``python -m airflow_neuro.localplatform`` (also ``airflow-neuro platform serve``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .server import LocalPlatform, serve_forever
+from .settings import Settings
+from .tokens import make_token
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "airflow-neuro" / "platform"
+
+
+def stored_token(data_dir: Path, user: str) -> str:
+    """The data dir keeps its token, so a restarted platform accepts the same clients."""
+    path = data_dir / "token"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = make_token(user)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"jobs, logs and storage (default: {default_data_dir()})",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="bearer token clients must send (default: one kept in the data dir)",
+    )
+    parser.add_argument(
+        "--minute-seconds",
+        type=float,
+        default=60.0,
+        help="seconds in a max_run_time_minutes minute (tests shorten it)",
+    )
+    parser.add_argument("--log-level", default="WARNING")
+
+
+def serve(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=args.log_level.upper())
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    settings = Settings(
+        data_dir=data_dir,
+        token=args.token or stored_token(data_dir, Settings.user),
+        minute_seconds=args.minute_seconds,
+    )
+    asyncio.run(serve_forever(LocalPlatform(settings, args.host, args.port)))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_neuro.localplatform",
+        description="Serve the Neu.ro / Apolo platform API locally, running jobs as processes.",
+    )
+    add_serve_arguments(parser)
+    serve(parser.parse_args(argv))

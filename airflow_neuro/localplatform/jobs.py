@@ -1,0 +1,251 @@
+"""The job life cycle: create, run as a local process, follow, cancel, end of life span."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .logs import JobLog
+from .records import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job
+from .runner import CannotRun, plan_launch
+from .settings import Settings
+from .storage import Storage
+from .store import JobStore
+from .validation import JobRequestError
+
+log = logging.getLogger(__name__)
+
+STOPPED_REASON = "PlatformStopped"
+STOPPED_DESCRIPTION = "The local platform stopped while the job was live"
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+@dataclass
+class _Run:
+    job: Job
+    log: JobLog
+    process: asyncio.subprocess.Process | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class JobService:
+    def __init__(self, settings: Settings, store: JobStore, storage: Storage) -> None:
+        self._settings = settings
+        self._store = store
+        self._storage = storage
+        self._runs: dict[str, _Run] = {}
+
+    # -- start-up and shut-down ---------------------------------------------------------
+    def recover(self) -> None:
+        """Jobs that were live when the platform last stopped cannot have gone on running."""
+        for job in self._store.live():
+            job.transition(FAILED, STOPPED_REASON, STOPPED_DESCRIPTION)
+            self._store.save(job)
+
+    async def shutdown(self) -> None:
+        runs = list(self._runs.values())
+        for run in runs:
+            self._finish(run.job, FAILED, STOPPED_REASON, STOPPED_DESCRIPTION)
+            self._signal(run, signal.SIGKILL)
+        tasks = [t for run in runs for t in run.tasks]
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    # -- queries ------------------------------------------------------------------------
+    def get(self, id_or_name: str, owner: str) -> Job:
+        run = self._runs.get(id_or_name)
+        if run is not None:
+            return run.job
+        job = self._store.get(id_or_name) or self._newest_named(id_or_name, owner)
+        if job is None:
+            raise JobNotFound(f"no such job {id_or_name}")
+        return job
+
+    def _newest_named(self, name: str, owner: str) -> Job | None:
+        live = [r.job for r in self._runs.values() if r.job.name == name and r.job.owner == owner]
+        if live:
+            return max(live, key=lambda j: j.created_at)
+        return self._store.newest_by_name(name, owner)
+
+    def query(
+        self,
+        *,
+        statuses: list[str],
+        name: str | None,
+        tags: list[str],
+        owners: list[str],
+        projects: list[str],
+        since: datetime | None,
+        until: datetime | None,
+        reverse: bool,
+        limit: int | None,
+    ) -> Iterator[Job]:
+        count = 0
+        wanted = set(tags)
+        for job in self._store.query(statuses=statuses, name=name, owners=owners,
+                                     projects=projects, since=since, until=until,
+                                     reverse=reverse):  # fmt: skip
+            if limit is not None and count >= limit:
+                return
+            if wanted <= set(job.tags):
+                count += 1
+                run = self._runs.get(job.id)
+                yield run.job if run is not None else job
+
+    def log(self, id_or_name: str, owner: str) -> JobLog:
+        job = self.get(id_or_name, owner)
+        run = self._runs.get(job.id)
+        if run is not None:
+            return run.log
+        return JobLog(self._settings.jobs_dir / job.id, finished=True)
+
+    # -- commands -----------------------------------------------------------------------
+    def create(self, job: Job) -> Job:
+        if job.name is not None:
+            for run in self._runs.values():
+                other = run.job
+                if other.name == job.name and other.project_name == job.project_name:
+                    raise JobRequestError(
+                        f"Failed to create job: job with name '{job.name}' and project "
+                        f"'{job.project_name}' already exists: '{other.id}'"
+                    )
+        job.transition(PENDING, "Creating")
+        self._store.save(job)
+        run = _Run(job, JobLog(self._settings.jobs_dir / job.id, finished=False))
+        self._runs[job.id] = run
+        self._spawn(run, self._run(run))
+        return job
+
+    def cancel(self, id_or_name: str, owner: str, reason: str = "UserRequested") -> None:
+        job = self.get(id_or_name, owner)
+        run = self._runs.get(job.id)
+        if run is None or not job.is_live:
+            return  # finished jobs stay as they ended
+        # The status changes at once, as on the real platform; the process is ended after.
+        self._finish(job, CANCELLED, reason)
+        self._spawn(run, self._terminate(run))
+
+    def bump_life_span(self, id_or_name: str, owner: str, minutes: int) -> None:
+        job = self.get(id_or_name, owner)
+        if job.is_live and job.max_run_time_minutes is not None:
+            job.max_run_time_minutes += minutes
+            self._store.save(job)
+
+    # -- running ------------------------------------------------------------------------
+    def _spawn(self, run: _Run, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        run.tasks.add(task)
+        task.add_done_callback(run.tasks.discard)
+
+    def _finish(
+        self,
+        job: Job,
+        status: str,
+        reason: str | None = None,
+        description: str | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        if job.is_live:
+            job.transition(status, reason, description, exit_code)
+            self._store.save(job)
+
+    async def _run(self, run: _Run) -> None:
+        job = run.job
+        try:
+            await self._execute(run)
+        except CannotRun as e:
+            self._finish(job, FAILED, "ContainerCannotRun", str(e), e.exit_code)
+        except Exception as e:  # a bug here must not leave the job pending forever
+            log.exception("job %s failed to run", job.id)
+            self._finish(job, FAILED, "ContainerCannotRun", f"local platform error: {e}", 128)
+        finally:
+            run.log.finish()
+            self._runs.pop(job.id, None)
+
+    async def _execute(self, run: _Run) -> None:
+        job = run.job
+        workdir = self._settings.jobs_dir / job.id / "home"
+        workdir.mkdir(parents=True, exist_ok=True)
+        job.transition(PENDING, "ContainerCreating")
+        self._store.save(job)
+        sources = []
+        for volume in job.volumes:
+            try:
+                source = self._storage.local_path(volume.src_storage_uri)
+            except ValueError as e:
+                raise CannotRun(f"volume {volume.src_storage_uri}: {e}") from None
+            source.mkdir(parents=True, exist_ok=True)
+            sources.append(source)
+        plan = plan_launch(job, workdir, sources)
+        if not job.is_live:
+            return  # cancelled while it was being created
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *plan.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=plan.env,
+                cwd=plan.cwd,
+                start_new_session=True,  # its own process group, so it can be ended whole
+            )
+        except OSError as e:
+            raise CannotRun(f'exec: "{plan.argv[0]}": {e.strerror}', exit_code=127) from None
+        run.process = process
+        if not job.is_live:
+            self._signal(run, signal.SIGKILL)
+        else:
+            job.transition(RUNNING)
+            self._store.save(job)
+            if job.max_run_time_minutes is not None:
+                self._spawn(run, self._enforce_life_span(run))
+        assert process.stdout is not None
+        pump = asyncio.ensure_future(run.log.pump(process.stdout))
+        code = await process.wait()
+        # A container ends with its main process: so do the processes it left behind.
+        self._signal(run, signal.SIGKILL)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), timeout=5)
+        if not pump.done():
+            pump.cancel()
+        exit_code = 128 - code if code < 0 else code
+        if exit_code == 0:
+            self._finish(job, SUCCEEDED, exit_code=0)
+        else:
+            self._finish(job, FAILED, "Error", None, exit_code)
+
+    def _signal(self, run: _Run, signum: int) -> None:
+        if run.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(run.process.pid, signum)
+
+    async def _terminate(self, run: _Run) -> None:
+        self._signal(run, signal.SIGTERM)
+        process = run.process
+        if process is None:
+            return
+        try:
+            await asyncio.wait_for(process.wait(), self._settings.kill_grace_seconds)
+        except asyncio.TimeoutError:
+            self._signal(run, signal.SIGKILL)
+
+    async def _enforce_life_span(self, run: _Run) -> None:
+        job = run.job
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while job.is_live and job.max_run_time_minutes is not None:
+            deadline = start + job.max_run_time_minutes * self._settings.minute_seconds
+            if loop.time() >= deadline:
+                self.cancel(job.id, job.owner, "LifeSpanEnded")
+                return
+            await asyncio.sleep(min(deadline - loop.time(), 1.0))

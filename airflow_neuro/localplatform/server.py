@@ -1,0 +1,70 @@
+"""Run the local platform: in-process (tests, the CLI) with a clean stop that ends every job."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from types import TracebackType
+
+from aiohttp import web
+
+from .app import create_app
+from .settings import Settings
+
+
+class LocalPlatform:
+    """``async with LocalPlatform(settings) as platform:`` serves until the block ends."""
+
+    def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.settings = settings
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/v1"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(create_app(self.settings), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        # With port 0 the OS picked one: report the one really bound.
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> LocalPlatform:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def serve_forever(platform: LocalPlatform, announce: bool = True) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with platform:
+        if announce:
+            print(
+                f"Local platform serving API {platform.api_url} token {platform.settings.token}",
+                flush=True,
+            )
+        await stop.wait()

@@ -1,0 +1,63 @@
+"""What one local platform instance serves: its cluster, org, project, presets and paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    cpu: float
+    memory: int  # bytes
+    credits_per_hour: str = "0"
+
+    def to_api(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "credits_per_hour": self.credits_per_hour,
+            "scheduler_enabled": False,
+            "preemptible_node": False,
+        }
+
+
+DEFAULT_PRESETS = (
+    Preset("cpu-small", cpu=0.5, memory=1024 * MiB),
+    Preset("cpu-medium", cpu=1.0, memory=2048 * MiB),
+    Preset("cpu-large", cpu=2.0, memory=4096 * MiB),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    token: str
+    user: str = "local"
+    cluster: str = "local"
+    org: str = "local"
+    project: str = "default"
+    presets: tuple[Preset, ...] = DEFAULT_PRESETS
+    # Seconds in one "minute" of max_run_time_minutes; tests shorten it to see life spans end.
+    minute_seconds: float = 60.0
+    # How long a cancelled job gets between SIGTERM and SIGKILL, as a container runtime gives.
+    kill_grace_seconds: float = 5.0
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "platform.sqlite3"
+
+    def preset(self, name: str) -> Preset | None:
+        return next((p for p in self.presets if p.name == name), None)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Resolve fresh environments from the loose requirements and pin what they got.
+set -euo pipefail
+python=${PYTHON:-$(command -v python3.11 || command -v python3)}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$python" -m venv "$tmp/main"
+"$tmp/main/bin/pip" install --quiet -e '.[dev]'
+{
+  echo "# Pinned versions for the main environment (Airflow + neuro-sdk + dev tools)."
+  echo "# Regenerate on purpose: make constraints"
+  "$tmp/main/bin/pip" freeze --exclude-editable | grep -v '^airflow-neuro' | sort -f
+} > constraints.txt
+"$python" -m venv "$tmp/apolo"
+"$tmp/apolo/bin/pip" install --quiet apolo-sdk apolo-cli pytest pytest-asyncio pytest-timeout
+{
+  echo "# Pinned versions for the apolo-sdk / apolo-cli test environment."
+  echo "# Regenerate on purpose: make constraints"
+  "$tmp/apolo/bin/pip" freeze --exclude-editable | sort -f
+} > constraints-apolo.txt

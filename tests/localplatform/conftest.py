@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import apolo_sdk
+import pytest
+from yarl import URL
+
+from airflow_neuro.localplatform import LocalPlatform, Settings
+from airflow_neuro.localplatform.tokens import make_token
+
+
+def platform_settings(data_dir: Path, token: str | None = None) -> Settings:
+    # One "minute" of life span is a second here, and kills escalate quickly.
+    return Settings(
+        data_dir=data_dir,
+        token=token or make_token("local"),
+        minute_seconds=1.0,
+        kill_grace_seconds=2.0,
+    )
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[LocalPlatform]:
+    async with LocalPlatform(platform_settings(tmp_path / "platform")) as running:
+        yield running
+
+
+async def login(api_url: str, token: str, config_dir: Path) -> apolo_sdk.Client:
+    config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(config_dir, 0o700)
+    await apolo_sdk.login_with_token(token, url=URL(api_url), path=config_dir)
+    return await apolo_sdk.get(path=config_dir)
+
+
+@pytest.fixture
+async def client(platform: LocalPlatform, tmp_path: Path) -> AsyncIterator[apolo_sdk.Client]:
+    sdk = await login(platform.api_url, platform.settings.token, tmp_path / "sdk-config")
+    try:
+        yield sdk
+    finally:
+        await sdk.close()
