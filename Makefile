@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 APOLO_PY := $(APOLO_VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: all test test-main test-apolo lint system-packages venv venv-apolo constraints bench clean
+.PHONY: all demo test test-main test-apolo lint system-packages venv venv-apolo constraints bench clean
 
 all: test
 
@@ -44,6 +44,10 @@ test-apolo: venv-apolo system-packages
 	$(APOLO_PY) -m pytest -c tests/apolo/pytest.ini tests/apolo
 
 test: lint test-main test-apolo
+
+# The main job: the local platform and an example DAG, end to end in real Airflow.
+demo: venv system-packages
+	$(VENV)/bin/airflow-neuro demo --dags-folder examples/dags
 
 bench: venv venv-apolo system-packages
 	$(PY) bench/platform_jobs.py

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from .localplatform.cli import add_serve_arguments, serve
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo  # imports Airflow's side only when asked
+
+    raise SystemExit(run_demo(args.dag_id, args.dags_folder))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -18,5 +25,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     add_serve_arguments(serve_parser)
     serve_parser.set_defaults(handler=serve)
+    demo = commands.add_parser(
+        "demo", help="run an example DAG end to end in real Airflow on the local platform"
+    )
+    demo.add_argument("--dag-id", default="neuro_train_pipeline")
+    demo.add_argument("--dags-folder", type=Path, default=Path("examples/dags"))
+    demo.set_defaults(handler=_demo)
     args = parser.parse_args(argv)
     args.handler(args)

@@ -1,0 +1,250 @@
+"""Operator arguments -> a platform job: checked first, then sent with the SDK.
+
+Every check that can fail runs before anything is sent, and names the argument at fault,
+so a bad DAG never leaves a half-made job behind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apolo_sdk
+
+NAME_RE = re.compile(r"^[a-z](?:-?[a-z0-9])*$")
+MAX_TAGS = 16
+MAX_TAG_LENGTH = 256
+VOLUME_MODES = ("ro", "rw")
+
+
+class JobArgumentError(ValueError):
+    """A job argument the platform would refuse; the message names the argument."""
+
+    def __init__(self, argument: str, problem: str) -> None:
+        super().__init__(f"{argument}: {problem}")
+        self.argument = argument
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A job as the operator describes it (argument names as in the operator)."""
+
+    job_command: str
+    job_image: str
+    job_volumes: Sequence[str | apolo_sdk.Volume] = ()
+    job_name: str | None = None
+    job_resources_preset: str | None = None
+    job_resources: apolo_sdk.Resources | None = None
+    job_extshm: bool = True
+    job_tags: Sequence[str] = ()
+    job_description: str | None = None
+    job_lifespan: float | None = None
+    job_environ: Mapping[str, str] = field(default_factory=dict)
+    job_entrypoint: str | None = None
+    job_http_port: int | str | None = None
+    job_http_auth: bool = True
+    job_tty: bool = False
+
+    # -- checks that need no platform -----------------------------------------------------
+    def check(self, identity_tags: Sequence[str] = ()) -> None:
+        _text("job_command", self.job_command, required=True)
+        _text("job_image", self.job_image, required=True)
+        _text("job_entrypoint", self.job_entrypoint)
+        _text("job_description", self.job_description)
+        if self.job_name is not None:
+            check_name(self.job_name)
+        if self.job_resources_preset is not None and self.job_resources is not None:
+            raise JobArgumentError(
+                "job_resources_preset",
+                "give a preset or job_resources, not both (neither: the cluster's default preset)",
+            )
+        _text("job_resources_preset", self.job_resources_preset)
+        if self.job_resources is not None and not isinstance(
+            self.job_resources, apolo_sdk.Resources
+        ):
+            raise JobArgumentError("job_resources", "must be an apolo_sdk.Resources")
+        check_tags("job_tags", self.job_tags, reserved=len(identity_tags))
+        lifespan = self.job_lifespan
+        if lifespan is not None and (not isinstance(lifespan, (int, float)) or lifespan < 60):
+            raise JobArgumentError(
+                "job_lifespan",
+                "must be a number of seconds, at least 60 (the platform counts whole minutes)",
+            )
+        self.http_port()
+        self.environ()
+        for index, volume in enumerate(self.job_volumes):
+            if isinstance(volume, str):
+                _check_volume_string(f"job_volumes[{index}]", volume)
+            elif not isinstance(volume, apolo_sdk.Volume):
+                raise JobArgumentError(
+                    f"job_volumes[{index}]",
+                    "must be a 'storage:path:/mount[:ro|rw]' string or a Volume",
+                )
+
+    def http_port(self) -> int | None:
+        port = self.job_http_port
+        if port is None or port == "":
+            return None
+        try:
+            number = int(str(port).strip())
+        except ValueError:
+            raise JobArgumentError(
+                "job_http_port", f"must be a port number, got {port!r}"
+            ) from None
+        if not 1 <= number <= 65535:
+            raise JobArgumentError("job_http_port", f"must be between 1 and 65535, got {number}")
+        return number
+
+    def environ(self) -> dict[str, str]:
+        if not isinstance(self.job_environ, Mapping):
+            raise JobArgumentError("job_environ", "must be a mapping of names to strings")
+        for key, value in self.job_environ.items():
+            if not isinstance(key, str) or not key:
+                raise JobArgumentError("job_environ", f"variable names must be strings: {key!r}")
+            if not isinstance(value, str):
+                raise JobArgumentError(
+                    f"job_environ[{key!r}]",
+                    f"values must be strings, got {type(value).__name__} (quote it or use str())",
+                )
+        return dict(self.job_environ)
+
+    # -- checks against the cluster, then the request ------------------------------------
+    def resolve(self, client: apolo_sdk.Client, identity_tags: Sequence[str] = ()) -> PreparedJob:
+        """Everything checked, including against the cluster's presets; nothing sent yet."""
+        self.check(identity_tags)
+        try:
+            image = client.parse.remote_image(self.job_image)
+        except ValueError as e:
+            raise JobArgumentError("job_image", str(e)) from None
+        volumes = []
+        for index, volume in enumerate(self.job_volumes):
+            if isinstance(volume, str):
+                try:
+                    volume = client.parse.volume(volume)
+                except ValueError as e:
+                    raise JobArgumentError(f"job_volumes[{index}]", str(e)) from None
+            volumes.append(volume)
+        presets = client.config.presets
+        preset = self.job_resources_preset
+        if self.job_resources is None:
+            if preset is None:
+                if not presets:
+                    raise JobArgumentError("job_resources_preset", "the cluster has no presets")
+                preset = next(iter(presets))  # the cluster's default, as the CLI picks it
+            elif preset not in presets:
+                raise JobArgumentError(
+                    "job_resources_preset",
+                    f"unknown preset {preset!r}; the cluster has {', '.join(sorted(presets))}",
+                )
+        port = self.http_port()
+        tags = sorted(set(self.job_tags) | set(identity_tags))
+        return PreparedJob(
+            image=image,
+            preset=preset if self.job_resources is None else None,
+            resources=self.job_resources,
+            command=self.job_command,
+            entrypoint=self.job_entrypoint or None,
+            env=self.environ(),
+            volumes=volumes,
+            http=apolo_sdk.HTTPPort(port, self.job_http_auth) if port is not None else None,
+            tty=self.job_tty,
+            shm=self.job_extshm,
+            name=self.job_name,
+            tags=tags,
+            description=self.job_description,
+            life_span=self.job_lifespan,
+        )
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    image: apolo_sdk.RemoteImage
+    preset: str | None
+    resources: apolo_sdk.Resources | None
+    command: str
+    entrypoint: str | None
+    env: dict[str, str]
+    volumes: list[apolo_sdk.Volume]
+    http: apolo_sdk.HTTPPort | None
+    tty: bool
+    shm: bool
+    name: str | None
+    tags: list[str]
+    description: str | None
+    life_span: float | None
+
+    async def submit(self, client: apolo_sdk.Client) -> apolo_sdk.JobDescription:
+        job: dict[str, Any] = {
+            "name": self.name,
+            "tags": self.tags,
+            "description": self.description,
+            "life_span": self.life_span,
+        }
+        if self.preset is not None:
+            return await client.jobs.start(
+                image=self.image,
+                preset_name=self.preset,
+                command=self.command,
+                entrypoint=self.entrypoint,
+                env=self.env,
+                volumes=self.volumes,
+                http=self.http,
+                tty=self.tty,
+                shm=self.shm,
+                **job,
+            )
+        assert self.resources is not None
+        container = apolo_sdk.Container(
+            image=self.image,
+            resources=self.resources,
+            command=self.command,
+            entrypoint=self.entrypoint,
+            env=self.env,
+            volumes=self.volumes,
+            http=self.http,
+            tty=self.tty,
+        )
+        return await client.jobs.run(container, **job)
+
+
+def check_name(name: str, argument: str = "job_name") -> None:
+    if not isinstance(name, str) or not 3 <= len(name) <= 40:
+        raise JobArgumentError(argument, f"must be 3 to 40 characters, got {name!r}")
+    if not NAME_RE.match(name) or name.startswith("job-"):
+        raise JobArgumentError(
+            argument,
+            f"{name!r} is not allowed: lowercase letters, digits and single dashes, starting"
+            " with a letter and not with 'job-'",
+        )
+
+
+def check_tags(argument: str, tags: Sequence[str], reserved: int = 0) -> None:
+    if isinstance(tags, str) or not isinstance(tags, Sequence):
+        raise JobArgumentError(argument, "must be a list of strings")
+    for tag in tags:
+        if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
+            raise JobArgumentError(argument, f"{tag!r}: tags are 1 to {MAX_TAG_LENGTH} characters")
+        if any(c.isspace() for c in tag):
+            raise JobArgumentError(argument, f"{tag!r}: tags cannot contain white space")
+    if len(set(tags)) + reserved > MAX_TAGS:
+        raise JobArgumentError(
+            argument,
+            f"at most {MAX_TAGS - reserved} tags ({reserved} more identify the Airflow task)",
+        )
+
+
+def _text(argument: str, value: object, *, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise JobArgumentError(argument, f"must be a non-empty string, got {value!r}")
+
+
+def _check_volume_string(argument: str, volume: str) -> None:
+    parts = volume.split(":")
+    if len(parts) == 4 and parts[3] not in VOLUME_MODES:
+        raise JobArgumentError(argument, f"{volume!r}: the mode must be 'ro' or 'rw'")
+    if len(parts) not in (3, 4) or parts[0] != "storage" or not parts[2].startswith("/"):
+        raise JobArgumentError(argument, f"{volume!r} is not 'storage:PATH:/MOUNT/PATH[:ro|rw]'")

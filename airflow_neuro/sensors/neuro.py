@@ -1,0 +1,95 @@
+"""NeuroJobStatusSensor: wait until a platform job reaches one of the given statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import apolo_sdk
+from airflow.sdk import BaseSensorOperator
+
+from airflow_neuro.exceptions import NeuroJobError
+from airflow_neuro.hooks.neuro import NeuroHook
+from airflow_neuro.job_request import JobArgumentError
+from airflow_neuro.utils.job_info import describe
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DEFAULT_STATUSES = (apolo_sdk.JobStatus.SUCCEEDED, apolo_sdk.JobStatus.FAILED)
+
+
+def parse_statuses(statuses: Iterable[apolo_sdk.JobStatus | str]) -> frozenset[apolo_sdk.JobStatus]:
+    if isinstance(statuses, (str, apolo_sdk.JobStatus)):
+        statuses = [statuses]
+    parsed = set()
+    allowed = ", ".join(s.value for s in apolo_sdk.JobStatus if s != apolo_sdk.JobStatus.UNKNOWN)
+    for status in statuses:
+        try:
+            parsed.add(apolo_sdk.JobStatus(status.lower() if isinstance(status, str) else status))
+        except ValueError:
+            raise JobArgumentError(
+                "job_statuses", f"unknown status {status!r}; allowed: {allowed}"
+            ) from None
+    if not parsed:
+        raise JobArgumentError("job_statuses", f"give at least one of {allowed}")
+    return frozenset(parsed)
+
+
+class NeuroJobStatusSensor(BaseSensorOperator):
+    """Wait for a job to reach one of ``job_statuses``.
+
+    :param job_id: the job's id (templated, e.g. from the run operator's XCom).
+    :param job_statuses: ``apolo_sdk.JobStatus`` values or their names; by default the job
+        has finished (``succeeded`` or ``failed``).
+    :param neuro_conn_id: the ``neuro`` connection.
+
+    A job that finishes in a status that is not wanted can never reach one, so the sensor
+    fails at once instead of waiting for its timeout.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "neuro_conn_id")
+    ui_color = "#e3f1fb"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        job_statuses: Iterable[apolo_sdk.JobStatus | str] = DEFAULT_STATUSES,
+        neuro_conn_id: str = NeuroHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.job_statuses = parse_statuses(job_statuses)
+        self.neuro_conn_id = neuro_conn_id
+        self._hook: NeuroHook | None = None
+
+    def _logged_in(self) -> NeuroHook:
+        # One login for all the pokes of one run (poke mode); reschedule mode logs in once
+        # per poke, as each poke is a new process.
+        if self._hook is None:
+            self._hook = NeuroHook(self.neuro_conn_id)
+            self._hook.login()
+        return self._hook
+
+    def poke(self, context: Context) -> bool:
+        if not isinstance(self.job_id, str) or not self.job_id.strip():
+            raise JobArgumentError("job_id", f"must be a job id, got {self.job_id!r}")
+        hook = self._logged_in()
+        job = hook.run(hook.client.jobs.status(self.job_id.strip()))
+        self.log.info("Job %s is %s", job.id, job.status.value)
+        if job.status in self.job_statuses:
+            return True
+        if job.status.is_finished:
+            wanted = ", ".join(sorted(s.value for s in self.job_statuses))
+            raise NeuroJobError(f"{describe(job)}; it will never be {wanted}", job)
+        return False
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return super().execute(context)
+        finally:
+            if self._hook is not None:
+                self._hook.close()
+                self._hook = None

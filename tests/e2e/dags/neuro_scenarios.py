@@ -1,0 +1,107 @@
+"""DAGs for the end-to-end tests: failures, bad input, timeouts and links."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_neuro.operators.neuro import NeuroRunOperator
+from airflow_neuro.sensors.neuro import NeuroJobStatusSensor
+
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+
+with DAG("scenario_exit_codes", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(
+        task_id="fails_on_errno",
+        job_command="sh -c 'echo about to fail; exit 3'",
+        job_image="ubuntu",
+        job_detach=False,
+    )
+    NeuroRunOperator(
+        task_id="records_errno",
+        job_command="sh -c 'exit 3'",
+        job_image="ubuntu",
+        job_detach=False,
+        raise_on_errno=False,
+    )
+    NeuroRunOperator(
+        task_id="never_ran",
+        job_command="no-such-program --train",
+        job_image="ubuntu",
+        job_detach=False,
+        raise_on_errno=False,
+    )
+    NeuroRunOperator(
+        task_id="life_span_ends",
+        job_command="sleep 60",
+        job_image="ubuntu",
+        job_lifespan=60,  # the test platform makes this minute a second
+        job_detach=False,
+    )
+
+with DAG("scenario_bad_input", schedule=None, start_date=START, catchup=False):
+    bad = {
+        "bad_volume": {"job_volumes": ["storage:data"]},
+        "bad_volume_mode": {"job_volumes": ["storage:data:/data:rx"]},
+        "bad_port": {"job_http_port": "eighty"},
+        "bad_env": {"job_environ": {"EPOCHS": 3}},
+        "bad_tag": {"job_tags": ["has space"]},
+        "bad_name": {"job_name": "Not_A_Name"},
+        "unknown_preset": {"job_resources_preset": "gpu-galaxy"},
+    }
+    for task_id, kwargs in bad.items():
+        NeuroRunOperator(
+            task_id=task_id,
+            job_command="true",
+            job_image="ubuntu",
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+with DAG("scenario_attached", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(
+        task_id="attached",
+        # "Ж" arrives as two bytes 0.3 s apart; the task log must show it whole.
+        job_command=(
+            "sh -c \"printf 'split \\320'; sleep 0.3; printf '\\226 char\\n'; echo $GREETING\""
+        ),
+        job_image="ubuntu:{{ var.value.get('ubuntu_tag', 'latest') }}",
+        job_environ={"GREETING": "hello from {{ dag.dag_id }}"},
+        job_tags=["purpose:e2e"],
+        job_description="{{ task.task_id }} in {{ dag.dag_id }}",
+        job_detach=False,
+    )
+    NeuroRunOperator(
+        task_id="served",
+        job_command="sleep 30",
+        job_image="ubuntu",
+        job_http_port="8080",
+        job_lifespan=120,
+    )
+
+with DAG("scenario_timeout", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(
+        task_id="too_slow",
+        job_command="sleep 60",
+        job_image="ubuntu",
+        job_detach=False,
+        execution_timeout=timedelta(seconds=3),
+    )
+
+with DAG("scenario_sensor_mismatch", schedule=None, start_date=START, catchup=False):
+    failing = NeuroRunOperator(
+        task_id="failing",
+        job_command="false",
+        job_image="ubuntu",
+        raise_on_errno=False,
+        job_detach=False,
+    )
+    wait = NeuroJobStatusSensor(
+        task_id="wait_success",
+        job_id="{{ ti.xcom_pull(task_ids='failing')['id'] }}",
+        job_statuses=["succeeded"],
+        poke_interval=1,
+        timeout=60,
+    )
+    failing >> wait
