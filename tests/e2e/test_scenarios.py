@@ -96,3 +96,13 @@ def test_sensor_fails_fast_on_a_status_it_can_never_see(dags_test: Any) -> None:
     result = dags_test("scenario_sensor_mismatch", SCENARIOS)
     assert result.states == {"failing": "success", "wait_success": "failed"}, result.output
     assert "it will never be succeeded" in "\n".join(result.task_log_lines("wait_success"))
+
+
+def test_sensor_in_reschedule_mode(dags_test: Any, platform_process: PlatformProcess) -> None:
+    result = dags_test("scenario_reschedule", SCENARIOS)
+    assert result.states == {"slow": "success", "wait_rescheduled": "success"}, result.output
+    assert result.xcom("slow")["status"] == "running"  # detached: it returned once started
+    [job] = jobs_of(platform_process, result.dag_id, result.run_id, "slow")
+    assert job.status == apolo_sdk.JobStatus.SUCCEEDED
+    pokes = [line for line in result.output.splitlines() if f"Job {job.id} is running" in line]
+    assert len(pokes) >= 2  # it really waited, poke after poke

@@ -105,3 +105,13 @@ with DAG("scenario_sensor_mismatch", schedule=None, start_date=START, catchup=Fa
         timeout=60,
     )
     failing >> wait
+
+with DAG("scenario_reschedule", schedule=None, start_date=START, catchup=False):
+    slow = NeuroRunOperator(task_id="slow", job_command="sleep 4", job_image="ubuntu")
+    NeuroJobStatusSensor(
+        task_id="wait_rescheduled",
+        job_id="{{ ti.xcom_pull(task_ids='slow')['id'] }}",
+        mode="reschedule",
+        poke_interval=1,
+        timeout=120,
+    ).set_upstream(slow)
