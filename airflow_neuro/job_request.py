@@ -182,31 +182,24 @@ class PreparedJob:
             "description": self.description,
             "life_span": self.life_span,
         }
+        # The same container fields go flat to jobs.start or into a Container for jobs.run.
+        container: dict[str, Any] = {
+            "image": self.image,
+            "command": self.command,
+            "entrypoint": self.entrypoint,
+            "env": self.env,
+            "volumes": self.volumes,
+            "http": self.http,
+            "tty": self.tty,
+        }
         if self.preset is not None:
             return await client.jobs.start(
-                image=self.image,
-                preset_name=self.preset,
-                command=self.command,
-                entrypoint=self.entrypoint,
-                env=self.env,
-                volumes=self.volumes,
-                http=self.http,
-                tty=self.tty,
-                shm=self.shm,
-                **job,
+                preset_name=self.preset, shm=self.shm, **container, **job
             )
         assert self.resources is not None
-        container = apolo_sdk.Container(
-            image=self.image,
-            resources=self.resources,
-            command=self.command,
-            entrypoint=self.entrypoint,
-            env=self.env,
-            volumes=self.volumes,
-            http=self.http,
-            tty=self.tty,
+        return await client.jobs.run(
+            apolo_sdk.Container(resources=self.resources, **container), **job
         )
-        return await client.jobs.run(container, **job)
 
 
 def check_name(name: str, argument: str = "job_name") -> None:
