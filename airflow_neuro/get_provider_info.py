@@ -63,6 +63,12 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
+        "triggers": [
+            {
+                "integration-name": "Neu.ro / Apolo",
+                "python-modules": ["airflow_neuro.triggers.neuro"],
+            }
+        ],
         "extra-links": [
             "airflow_neuro.links.neuro.NeuroJobLink",
             "airflow_neuro.links.neuro.NeuroJobHttpLink",

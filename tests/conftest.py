@@ -11,12 +11,15 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import apolo_sdk
 import pytest
 from yarl import URL
+
+from airflow_neuro.utils.retry import retrying, status_tracer
 
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-neuro-tests-"))
@@ -53,38 +56,55 @@ class PlatformProcess:
     def jobs(self, *tags: str) -> list[apolo_sdk.JobDescription]:
         """Jobs carrying every tag, oldest first, read with the SDK."""
 
-        async def listed() -> list[apolo_sdk.JobDescription]:
-            with tempfile.TemporaryDirectory() as config:
-                await apolo_sdk.login_with_token(
-                    self.token, url=URL(self.api_url), path=Path(config)
-                )
-                client = await apolo_sdk.get(path=Path(config))
-                try:
-                    async with client.jobs.list(tags=set(tags)) as found:
-                        return [job async for job in found]
-                finally:
-                    await client.close()
+        async def listed(config: Path) -> list[apolo_sdk.JobDescription]:
+            (config / "db").unlink(missing_ok=True)
+            factory = apolo_sdk.Factory(path=config, trace_configs=[status_tracer()])
+            await factory.login_with_token(self.token, url=URL(self.api_url))
+            client = await factory.get()
+            try:
+                async with client.jobs.list(tags=set(tags)) as found:
+                    return [job async for job in found]
+            finally:
+                await client.close()
 
-        return asyncio.run(listed())
+        with tempfile.TemporaryDirectory() as config:
+            # A faulty platform fails some of these requests too: ask again.
+            return asyncio.run(retrying(lambda: listed(Path(config)), what="listing jobs"))
 
 
-@pytest.fixture(scope="session")
-def platform_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
-    data_dir = tmp_path_factory.mktemp("platform")
+@contextmanager
+def serving(data_dir: Path, *options: str) -> Iterator[PlatformProcess]:
     # One life-span minute lasts a second, so life-span ends can be tested.
     process = subprocess.Popen(
         [sys.executable, "-m", "airflow_neuro.localplatform", "--port", "0",
-         "--data-dir", str(data_dir), "--minute-seconds", "1"],
+         "--data-dir", str(data_dir), "--minute-seconds", "1", *options],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None
         match = re.search(r"serving API (\S+) token (\S+)", process.stdout.readline())
         assert match, "the local platform did not start"
-        platform = PlatformProcess(match.group(1), match.group(2), data_dir)
-        os.environ["AIRFLOW_CONN_NEURO_DEFAULT"] = platform.connection_json()
-        yield platform
+        yield PlatformProcess(match.group(1), match.group(2), data_dir)
     finally:
-        os.environ.pop("AIRFLOW_CONN_NEURO_DEFAULT", None)
         process.terminate()
         process.wait(30)
+
+
+@pytest.fixture(scope="session")
+def platform_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
+    with serving(tmp_path_factory.mktemp("platform")) as platform:
+        os.environ["AIRFLOW_CONN_NEURO_DEFAULT"] = platform.connection_json()
+        try:
+            yield platform
+        finally:
+            os.environ.pop("AIRFLOW_CONN_NEURO_DEFAULT", None)
+
+
+@pytest.fixture(scope="session")
+def faulty_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
+    """30 % of requests answered with 502, 503, a reset or a 2 s delay; streams cut too."""
+    with serving(
+        tmp_path_factory.mktemp("faulty"), "--fault-rate", "0.3",
+        "--fault-kinds", "502,503,reset,delay",
+    ) as platform:  # fmt: skip
+        yield platform

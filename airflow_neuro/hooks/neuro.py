@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import apolo_sdk
 from airflow.sdk import BaseHook
 from yarl import URL
+
+from airflow_neuro.utils.retry import retrying, status_tracer
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -79,10 +81,21 @@ def _url_from_host(conn: Connection) -> str | None:
     return f"{scheme}://{conn.host}{port}/api/v1"
 
 
-async def login(params: NeuroConnectionParams, config_dir: Path) -> apolo_sdk.Client:
-    """Log in with a token into ``config_dir`` and choose the cluster, org and project."""
-    await apolo_sdk.login_with_token(params.token, url=URL(params.api_url), path=config_dir)
-    client = await apolo_sdk.get(path=config_dir)
+async def login(
+    params: NeuroConnectionParams, config_dir: Path, retry_budget: float = 300.0
+) -> apolo_sdk.Client:
+    """Log in with a token into ``config_dir`` and choose the cluster, org and project.
+
+    Logging in is one GET of the platform's config, so it is retried on transient faults.
+    """
+    factory = apolo_sdk.Factory(path=config_dir, trace_configs=[status_tracer()])
+
+    async def fresh_login() -> None:
+        (config_dir / "db").unlink(missing_ok=True)
+        await factory.login_with_token(params.token, url=URL(params.api_url))
+
+    await retrying(fresh_login, what="login", budget=retry_budget)
+    client = await factory.get()
     try:
         if params.cluster and params.cluster != client.config.cluster_name:
             await client.config.switch_cluster(params.cluster)
@@ -109,6 +122,8 @@ class NeuroHook(BaseHook):
     directory that is removed on close, and turns coroutines into plain calls.
 
     :param neuro_conn_id: the ``neuro`` connection to use.
+    :param retry_budget: seconds to keep retrying idempotent calls through transient faults
+        (connection errors, 502, 503, 504) before failing with ``PlatformUnavailable``.
     """
 
     conn_name_attr = "neuro_conn_id"
@@ -116,9 +131,10 @@ class NeuroHook(BaseHook):
     conn_type = "neuro"
     hook_name = "Neu.ro / Apolo"
 
-    def __init__(self, neuro_conn_id: str = default_conn_name) -> None:
+    def __init__(self, neuro_conn_id: str = default_conn_name, retry_budget: float = 300.0) -> None:
         super().__init__()
         self.neuro_conn_id = neuro_conn_id
+        self.retry_budget = retry_budget
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: apolo_sdk.Client | None = None
         self._config_dir: Path | None = None
@@ -142,12 +158,21 @@ class NeuroHook(BaseHook):
         if self._client is None:
             params = self._params = self.connection_params()
             self._config_dir = private_config_dir()
-            self._client = self.loop.run_until_complete(login(params, self._config_dir))
+            self._client = self.loop.run_until_complete(
+                login(params, self._config_dir, self.retry_budget)
+            )
         return self._client
 
     @property
     def client(self) -> apolo_sdk.Client:
         return self.login()
+
+    @property
+    def params(self) -> NeuroConnectionParams:
+        """The connection as read at login (the token stays masked in logs)."""
+        self.login()
+        assert self._params is not None
+        return self._params
 
     @property
     def is_open(self) -> bool:
@@ -202,6 +227,11 @@ class NeuroHook(BaseHook):
         """Run a coroutine (typically of ``hook.client``) to its result."""
         self.login()
         return self.loop.run_until_complete(_await(coro))
+
+    def run_retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run an idempotent call, again on transient faults, within the retry budget."""
+        self.login()
+        return self.loop.run_until_complete(retrying(call, what=what, budget=self.retry_budget))
 
     def run_iter(self, items: AsyncIterator[T] | AbstractAsyncContextManager[Any]) -> Iterator[T]:
         """Yield the items of an async iterator one at a time, as they come.

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .auth import auth_middleware
 from .config_api import config_routes
+from .faults import fault_middleware
 from .jobs import JobService
 from .jobs_api import JobsApi
 from .proxy import PREFIX as HTTP_PROXY_PREFIX
@@ -26,7 +27,11 @@ def create_app(settings: Settings) -> web.Application:
     proxy = JobHttpProxy(settings, jobs)
     # Job ports check the token themselves: only jobs that ask for it require one.
     app = web.Application(
-        middlewares=[auth_middleware(settings.token, (HTTP_PROXY_PREFIX,))],
+        # Faults come first: a real outage does not care whether the token is right.
+        middlewares=[
+            fault_middleware(settings.faults),
+            auth_middleware(settings.token, (HTTP_PROXY_PREFIX,)),
+        ],
         client_max_size=1024**3,
     )
     app[JOBS_KEY] = jobs

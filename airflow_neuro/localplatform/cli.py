@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .faults import FaultPlan
 from .server import LocalPlatform, serve_forever
 from .settings import Settings
 from .tokens import make_token
@@ -52,16 +53,29 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds in a max_run_time_minutes minute (tests shorten it)",
     )
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0,
+        help="share of requests (0-1) answered with an injected fault, for testing clients",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fault-kinds", default="502,503,reset,delay",
+        help="faults to inject, comma-separated: 502, 503, 504, reset, delay",
+    )  # fmt: skip
     parser.add_argument("--log-level", default="WARNING")
 
 
 def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper())
+    try:
+        faults = FaultPlan.parse(args.fault_rate, args.fault_kinds)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     data_dir = (args.data_dir or default_data_dir()).resolve()
     settings = Settings(
         data_dir=data_dir,
         token=args.token or stored_token(data_dir, Settings.user),
         minute_seconds=args.minute_seconds,
+        faults=faults,
     )
     asyncio.run(serve_forever(LocalPlatform(settings, args.host, args.port)))
 

@@ -43,6 +43,7 @@ class JobsApi:
     def __init__(self, settings: Settings, service: JobService) -> None:
         self._settings = settings
         self._jobs = service
+        self._cutter = settings.faults.cutter()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -172,6 +173,9 @@ class JobsApi:
             async for data in chunks:
                 # Binary frames only: the SDK treats a text frame as a protocol error.
                 await ws.send_bytes(data)
+                if self._cutter.cut_now() and request.transport is not None:
+                    request.transport.abort()  # an injected fault: the connection drops
+                    return
 
         sender = asyncio.ensure_future(send())
         # The client may go away while the job is quiet: stop following then.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .faults import FaultPlan
 
 MiB = 2**20
 
@@ -46,6 +48,7 @@ class Settings:
     minute_seconds: float = 60.0
     # How long a cancelled job gets between SIGTERM and SIGKILL, as a container runtime gives.
     kill_grace_seconds: float = 5.0
+    faults: FaultPlan = field(default_factory=FaultPlan)
 
     @property
     def storage_dir(self) -> Path:

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import codecs
-import time
-from collections.abc import Iterator, Mapping, Sequence
+import asyncio
+import threading
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import apolo_sdk
 from airflow.sdk import BaseOperator
+from airflow.sdk.configuration import conf
 
-from airflow_neuro.hooks.neuro import NeuroHook
+from airflow_neuro.exceptions import NeuroJobError
+from airflow_neuro.hooks.neuro import NeuroConnectionParams, NeuroHook
 from airflow_neuro.job_request import JobArgumentError, JobRequest
 from airflow_neuro.links.neuro import JOB_INFO_KEY, JOB_PAGE_KEY, NeuroJobHttpLink, NeuroJobLink
-from airflow_neuro.utils.job_info import check_outcome, job_info
+from airflow_neuro.triggers.neuro import NeuroJobTrigger
+from airflow_neuro.utils import job_flow
+from airflow_neuro.utils.job_info import check_outcome, job_info, summary
 from airflow_neuro.utils.task_tags import task_instance_tags
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-FINISHED = frozenset(s for s in apolo_sdk.JobStatus if s.is_finished)
-STARTED = FINISHED | {apolo_sdk.JobStatus.RUNNING}
+TRIGGER_FAIL = "__fail__"  # what Airflow resumes a deferred task with when it timed out
 
 
 class NeuroRunOperator(BaseOperator):
@@ -49,6 +52,14 @@ class NeuroRunOperator(BaseOperator):
     :param raise_on_errno: fail the task when the job exits with a non-zero code.
     :param neuro_conn_id: the ``neuro`` connection.
     :param poll_interval: the longest wait between two status checks, in seconds.
+    :param deferrable: wait in the triggerer instead of holding a worker slot (default:
+        ``[operators] default_deferrable``).
+    :param reattach_on_restart: on a retry or after a crashed worker, take over a live job
+        that an earlier try of this task instance started instead of starting another.
+    :param reuse_finished_job: also take the result of a job an earlier try finished.
+    :param cancel_on_kill: cancel the job when the task is killed or times out.
+    :param retry_budget: seconds to ride out a platform outage (connection errors, 502,
+        503, 504) before failing the task.
     """
 
     template_fields: Sequence[str] = (
@@ -91,6 +102,11 @@ class NeuroRunOperator(BaseOperator):
         raise_on_errno: bool = True,
         neuro_conn_id: str = NeuroHook.default_conn_name,
         poll_interval: float = 10.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        reattach_on_restart: bool = True,
+        reuse_finished_job: bool = False,
+        cancel_on_kill: bool = True,
+        retry_budget: float = 300.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -114,7 +130,13 @@ class NeuroRunOperator(BaseOperator):
         self.raise_on_errno = raise_on_errno
         self.neuro_conn_id = neuro_conn_id
         self.poll_interval = poll_interval
+        self.deferrable = deferrable
+        self.reattach_on_restart = reattach_on_restart
+        self.reuse_finished_job = reuse_finished_job
+        self.cancel_on_kill = cancel_on_kill
+        self.retry_budget = retry_budget
         self.job_id: str | None = None
+        self._conn_params: NeuroConnectionParams | None = None
         if job_resources_preset is not None and job_resources is not None:
             raise JobArgumentError(
                 "job_resources_preset", "give a preset or job_resources, not both"
@@ -148,71 +170,116 @@ class NeuroRunOperator(BaseOperator):
             self.log.warning(
                 "job_is_preemptible is ignored: the platform chooses preemptible nodes by preset"
             )
-        with NeuroHook(self.neuro_conn_id) as hook:
-            prepared = request.resolve(hook.client, identity)
-            job = hook.run(prepared.submit(hook.client))
+        with NeuroHook(self.neuro_conn_id, retry_budget=self.retry_budget) as hook:
+            client, budget = hook.client, self.retry_budget
+            self._conn_params = hook.params
+            job = self._earlier_job(hook, identity)
+            if job is None:
+                prepared = request.resolve(client, identity)
+                job = hook.run(job_flow.submit_once(client, prepared, identity, budget))
+                self.log.info("Started job %s (%s)", job.id, job.status.value)
             self.job_id = job.id
             ti.xcom_push(key=JOB_INFO_KEY, value=job_info(job))
             ti.xcom_push(key=JOB_PAGE_KEY, value=hook.job_page_url(job.id))
-            self.log.info("Started job %s (%s)", job.id, job.status.value)
+            wanted = job_flow.STARTED if self.job_detach else job_flow.FINISHED
+            if self.deferrable and job.status not in wanted:
+                self.defer(
+                    trigger=NeuroJobTrigger(
+                        job_id=job.id,
+                        neuro_conn_id=self.neuro_conn_id,
+                        statuses=sorted(s.value for s in wanted),
+                        poll_interval=self.poll_interval,
+                        follow_log=not self.job_detach,
+                        cancel_on_kill=self.cancel_on_kill,
+                        retry_budget=self.retry_budget,
+                    ),
+                    method_name="execute_complete",
+                    timeout=self.execution_timeout,
+                )
             try:
                 if not self.job_detach:
-                    self._stream_log(hook, job.id)
-                job = self._wait(hook, job.id, detached=self.job_detach)
+                    hook.run(job_flow.follow_log(client, job.id, self._log_line, budget))
+                job = hook.run(
+                    job_flow.wait_for(client, job.id, wanted, self.poll_interval, budget)
+                )
             except BaseException:
                 # Killed, timed out or broken: do not leave the job running and billing.
-                self._cancel(hook)
+                if self.cancel_on_kill:
+                    self._cancel()
                 raise
-        check_outcome(job, self.raise_on_errno)
-        self.log.info("Job %s is %s", job.id, job.status.value)
-        return job_info(job)
+        return self._finish(summary(job))
 
-    def _wait(self, hook: NeuroHook, job_id: str, *, detached: bool) -> apolo_sdk.JobDescription:
-        wanted = STARTED if detached else FINISHED
-        delays = _backoff(self.poll_interval)
-        while True:
-            job = hook.run(hook.client.jobs.status(job_id))
-            if job.status in wanted:
-                return job
-            time.sleep(next(delays))
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: the same checks and XCom as a task that waited."""
+        if event.get("result") != "done":
+            raise NeuroJobError(
+                f"waiting for job {event.get('job_id')} failed: {event.get('message')}"
+            )
+        return self._finish(event["job"])
 
-    def _stream_log(self, hook: NeuroHook, job_id: str) -> None:
-        for line in _lines(hook.run_iter(hook.client.jobs.monitor(job_id))):
-            self.log.info("%s", line)
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        if next_method == TRIGGER_FAIL and self.cancel_on_kill:
+            # The deferred wait timed out or failed: the job must not outlive the task.
+            assigned = context["ti"].xcom_pull(task_ids=self.task_id, key=JOB_INFO_KEY)
+            if isinstance(assigned, dict) and assigned.get("id"):
+                self.job_id = assigned["id"]
+                self._cancel()
+        return super().resume_execution(next_method, next_kwargs, context)
 
-    def _cancel(self, hook: NeuroHook | None = None) -> None:
-        if self.job_id is None:
+    def _finish(self, facts: Mapping[str, Any]) -> dict[str, Any]:
+        check_outcome(facts, self.raise_on_errno)
+        self.log.info(
+            "Job %s is %s (exit code %s)", facts["id"], facts["status"], facts["exit_code"]
+        )
+        return job_info(facts)
+
+    def _earlier_job(self, hook: NeuroHook, identity: list[str]) -> apolo_sdk.JobDescription | None:
+        """A job an earlier try of this task instance started, when it should be taken over."""
+        if not self.reattach_on_restart:
+            return None
+        stable = identity[:4]  # dag, task, run, map index: not the try number
+        budget = self.retry_budget
+        live = hook.run(job_flow.find_jobs(hook.client, stable, job_flow.LIVE, budget))
+        if live:
+            self.log.info("Reattaching to live job %s started by an earlier try", live[0].id)
+            return live[0]
+        if self.reuse_finished_job:
+            done = hook.run(
+                job_flow.find_jobs(hook.client, stable, {apolo_sdk.JobStatus.SUCCEEDED}, budget)
+            )
+            if done:
+                self.log.info("Reusing job %s that an earlier try ran to success", done[0].id)
+                return done[0]
+        return None
+
+    def _log_line(self, line: str) -> None:
+        self.log.info("%s", line)
+
+    def _cancel(self) -> None:
+        """Cancel the job from wherever this runs: a signal handler may interrupt the hook's
+        own loop, so the cancel gets a thread, a loop and a login of its own."""
+        job_id = self.job_id
+        if job_id is None:
             return
-        try:
-            if hook is not None and hook.is_open:
-                hook.run(hook.client.jobs.kill(self.job_id))
-            else:
-                with NeuroHook(self.neuro_conn_id) as fresh:
-                    fresh.run(fresh.client.jobs.kill(self.job_id))
-            self.log.info("Cancelled job %s", self.job_id)
-        except Exception:
-            self.log.exception("Could not cancel job %s", self.job_id)
+        params = self._conn_params or NeuroHook(self.neuro_conn_id).connection_params()
+        failure: list[BaseException] = []
+
+        def cancel() -> None:
+            try:
+                asyncio.run(job_flow.cancel_with(params, job_id))
+            except BaseException as e:
+                failure.append(e)
+
+        worker = threading.Thread(target=cancel, name=f"cancel-{job_id}", daemon=True)
+        worker.start()
+        worker.join(60)
+        if failure or worker.is_alive():
+            self.log.error("Could not cancel job %s: %s", job_id, failure or "timed out")
+        else:
+            self.log.info("Cancelled job %s", job_id)
 
     def on_kill(self) -> None:
-        self._cancel()
-
-
-def _backoff(longest: float, first: float = 0.2) -> Iterator[float]:
-    """Check soon after a start, then less and less often, up to ``longest``."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(longest, delay * 1.5)
-
-
-def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
-    """Whole lines of text from raw log bytes, even with a character split across chunks."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
-    for chunk in chunks:
-        pending += decoder.decode(chunk)
-        *lines, pending = pending.split("\n")
-        yield from (line.rstrip("\r") for line in lines)
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending
+        if self.cancel_on_kill:
+            self._cancel()

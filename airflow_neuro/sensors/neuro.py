@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import apolo_sdk
 from airflow.sdk import BaseSensorOperator
+from airflow.sdk.configuration import conf
 
 from airflow_neuro.exceptions import NeuroJobError
 from airflow_neuro.hooks.neuro import NeuroHook
 from airflow_neuro.job_request import JobArgumentError
-from airflow_neuro.utils.job_info import describe
+from airflow_neuro.triggers.neuro import NeuroJobTrigger
+from airflow_neuro.utils import job_flow
+from airflow_neuro.utils.job_info import describe, summary
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,6 +47,9 @@ class NeuroJobStatusSensor(BaseSensorOperator):
     :param job_statuses: ``apolo_sdk.JobStatus`` values or their names; by default the job
         has finished (``succeeded`` or ``failed``).
     :param neuro_conn_id: the ``neuro`` connection.
+    :param deferrable: wait in the triggerer instead of poking (default:
+        ``[operators] default_deferrable``).
+    :param retry_budget: seconds to ride out a platform outage before failing.
 
     A job that finishes in a status that is not wanted can never reach one, so the sensor
     fails at once instead of waiting for its timeout.
@@ -57,39 +64,72 @@ class NeuroJobStatusSensor(BaseSensorOperator):
         job_id: str,
         job_statuses: Iterable[apolo_sdk.JobStatus | str] = DEFAULT_STATUSES,
         neuro_conn_id: str = NeuroHook.default_conn_name,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        retry_budget: float = 300.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.job_id = job_id
         self.job_statuses = parse_statuses(job_statuses)
         self.neuro_conn_id = neuro_conn_id
+        self.deferrable = deferrable
+        self.retry_budget = retry_budget
         self._hook: NeuroHook | None = None
 
     def _logged_in(self) -> NeuroHook:
         # One login for all the pokes of one run (poke mode); reschedule mode logs in once
         # per poke, as each poke is a new process.
         if self._hook is None:
-            self._hook = NeuroHook(self.neuro_conn_id)
+            self._hook = NeuroHook(self.neuro_conn_id, retry_budget=self.retry_budget)
             self._hook.login()
         return self._hook
 
-    def poke(self, context: Context) -> bool:
+    def _checked_job_id(self) -> str:
         if not isinstance(self.job_id, str) or not self.job_id.strip():
             raise JobArgumentError("job_id", f"must be a job id, got {self.job_id!r}")
+        return self.job_id.strip()
+
+    def poke(self, context: Context) -> bool:
         hook = self._logged_in()
-        job = hook.run(hook.client.jobs.status(self.job_id.strip()))
+        job = hook.run(job_flow.status(hook.client, self._checked_job_id(), self.retry_budget))
         self.log.info("Job %s is %s", job.id, job.status.value)
-        if job.status in self.job_statuses:
+        return self._reached(summary(job))
+
+    def _reached(self, facts: Mapping[str, Any]) -> bool:
+        if facts["status"] in {s.value for s in self.job_statuses}:
             return True
-        if job.status.is_finished:
+        if facts["status"] in {s.value for s in job_flow.FINISHED}:
             wanted = ", ".join(sorted(s.value for s in self.job_statuses))
-            raise NeuroJobError(f"{describe(job)}; it will never be {wanted}", job)
+            raise NeuroJobError(f"{describe(facts)}; it will never be {wanted}")
         return False
 
     def execute(self, context: Context) -> Any:
+        if self.deferrable:
+            self.defer(
+                trigger=NeuroJobTrigger(
+                    job_id=self._checked_job_id(),
+                    neuro_conn_id=self.neuro_conn_id,
+                    statuses=sorted(s.value for s in self.job_statuses),
+                    poll_interval=self.poke_interval,
+                    cancel_on_kill=False,  # a sensor watches a job; it does not own it
+                    retry_budget=self.retry_budget,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
         try:
             return super().execute(context)
         finally:
             if self._hook is not None:
                 self._hook.close()
                 self._hook = None
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+        if event.get("result") != "done":
+            raise NeuroJobError(
+                f"waiting for job {event.get('job_id')} failed: {event.get('message')}"
+            )
+        job = event["job"]
+        self.log.info("Job %s is %s", job["id"], job["status"])
+        if not self._reached(job):
+            raise NeuroJobError(f"the trigger fired before job {job['id']} was done")

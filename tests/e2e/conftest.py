@@ -65,23 +65,35 @@ def airflow_db() -> None:
     subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True, timeout=300)
 
 
+def airflow_env(folder: Path, platform: PlatformProcess | None = None) -> dict[str, str]:
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+    if platform is not None:
+        env["AIRFLOW_CONN_NEURO_DEFAULT"] = platform.connection_json()
+    return env
+
+
 @pytest.fixture(scope="session")
 def dags_test(airflow_db: None, platform_process: PlatformProcess) -> Any:
-    def run(dag_id: str, folder: Path = EXAMPLES, **variables: str) -> DagRunResult:
-        env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+    def run(
+        dag_id: str,
+        folder: Path = EXAMPLES,
+        platform: PlatformProcess | None = None,
+        **variables: str,
+    ) -> DagRunResult:
+        env = airflow_env(folder, platform)
         env.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in variables.items()})
         done = subprocess.run(
             [AIRFLOW, "dags", "test", dag_id],
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         output = done.stdout + done.stderr
-        run_id, states = _latest_run(dag_id)
+        run_id, states = latest_run(dag_id)
         return DagRunResult(dag_id, run_id, output, states)
 
     return run
 
 
-def _latest_run(dag_id: str) -> tuple[str, dict[str, str | None]]:
+def latest_run(dag_id: str) -> tuple[str, dict[str, str | None]]:
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session

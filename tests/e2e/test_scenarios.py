@@ -106,3 +106,27 @@ def test_sensor_in_reschedule_mode(dags_test: Any, platform_process: PlatformPro
     assert job.status == apolo_sdk.JobStatus.SUCCEEDED
     pokes = [line for line in result.output.splitlines() if f"Job {job.id} is running" in line]
     assert len(pokes) >= 2  # it really waited, poke after poke
+
+
+def test_deferred_run_and_sensor_complete_through_the_trigger(
+    dags_test: Any, platform_process: PlatformProcess
+) -> None:
+    result = dags_test("scenario_deferred", SCENARIOS)
+    assert result.states == {
+        "deferred_run": "success",
+        "deferred_failure": "failed",
+        "deferred_sensor": "success",
+    }, result.output
+    out = result.output
+    assert "NeuroJobTrigger" in out  # it really deferred
+    # The job's log reached the task log through the trigger, whole characters and all.
+    assert "deferred one" in out
+    assert "deferred Ж two" in out
+    [job] = jobs_of(platform_process, result.dag_id, result.run_id, "deferred_run")
+    assert result.xcom("deferred_run") == {
+        "id": job.id,
+        "exit_code": 0,
+        "status": "succeeded",
+        "http_url": None,
+    }
+    assert "failed: reason=Error, description=-, exit code=5" in out

@@ -12,7 +12,7 @@ from yarl import URL
 from airflow_neuro.exceptions import NeuroJobError
 from airflow_neuro.get_provider_info import get_provider_info
 from airflow_neuro.job_request import JobArgumentError
-from airflow_neuro.operators.neuro import NeuroRunOperator, _lines
+from airflow_neuro.operators.neuro import NeuroRunOperator
 from airflow_neuro.sensors.neuro import NeuroJobStatusSensor, parse_statuses
 from airflow_neuro.utils.job_info import check_outcome
 
@@ -47,12 +47,6 @@ def test_statuses_as_enums_or_names() -> None:
         parse_statuses(["done"])
     with pytest.raises(JobArgumentError, match="job_statuses: give at least one"):
         parse_statuses([])
-
-
-def test_lines_decode_utf8_split_across_chunks() -> None:
-    chunks = [b"one\ntw", b"o \xd0", b"\x96\r\n", b"tail"]
-    assert list(_lines(iter(chunks))) == ["one", "two Ж", "tail"]
-    assert list(_lines(iter([b"bad \xff\n"]))) == ["bad \ufffd"]
 
 
 def job(status: str, exit_code: int | None, started: bool) -> apolo_sdk.JobDescription:

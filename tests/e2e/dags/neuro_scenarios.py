@@ -115,3 +115,46 @@ with DAG("scenario_reschedule", schedule=None, start_date=START, catchup=False):
         poke_interval=1,
         timeout=120,
     ).set_upstream(slow)
+
+with DAG("scenario_deferred", schedule=None, start_date=START, catchup=False):
+    deferred_run = NeuroRunOperator(
+        task_id="deferred_run",
+        job_command="sh -c 'echo deferred one; sleep 1; printf \"deferred \\320\\226 two\\n\"'",
+        job_image="ubuntu",
+        job_detach=False,
+        deferrable=True,
+        poll_interval=1,
+    )
+    deferred_failure = NeuroRunOperator(
+        task_id="deferred_failure",
+        job_command="sh -c 'sleep 1; exit 5'",
+        job_image="ubuntu",
+        deferrable=True,
+        job_detach=False,
+        poll_interval=1,
+    )
+    NeuroJobStatusSensor(
+        task_id="deferred_sensor",
+        job_id="{{ ti.xcom_pull(task_ids='deferred_run')['id'] }}",
+        deferrable=True,
+        poke_interval=1,
+        timeout=120,
+    ).set_upstream(deferred_run)
+
+with DAG("scenario_platform_down", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(
+        task_id="unreachable",
+        job_command="true",
+        job_image="ubuntu",
+        neuro_conn_id="neuro_down",
+        retry_budget=5,
+    )
+
+with DAG("scenario_restart", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(
+        task_id="long",
+        job_command="sh -c 'echo begin; sleep 6; echo end'",
+        job_image="ubuntu",
+        job_detach=False,
+        poll_interval=1,
+    )

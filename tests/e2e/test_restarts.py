@@ -1,0 +1,95 @@
+"""Killed workers, stopped tasks and a platform that is gone, with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import apolo_sdk
+import pytest
+
+from ..conftest import PlatformProcess
+from .conftest import AIRFLOW, SCENARIOS, airflow_env, latest_run
+
+
+def start_dag(dag_id: str, output: Path) -> subprocess.Popen[bytes]:
+    with open(output, "wb") as out:
+        return subprocess.Popen(
+            [AIRFLOW, "dags", "test", dag_id], env=airflow_env(SCENARIOS),
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{text!r} never appeared:\n{path.read_text()}"
+        time.sleep(0.2)
+
+
+def jobs_of_run(platform: PlatformProcess, dag_id: str, run_id: str) -> list[Any]:
+    return platform.jobs(f"airflow-dag:{dag_id}", f"airflow-run:{run_id}")
+
+
+def test_killed_worker_then_rerun_leaves_one_job(
+    dags_test: Any, platform_process: PlatformProcess, tmp_path: Path
+) -> None:
+    first = tmp_path / "first.log"
+    process = start_dag("scenario_restart", first)
+    wait_for_text(first, "begin")  # the job runs and its log is streaming
+    os.killpg(process.pid, signal.SIGKILL)  # the worker dies without any clean-up
+    process.wait()
+    run_id, _ = latest_run("scenario_restart")
+    [job] = jobs_of_run(platform_process, "scenario_restart", run_id)
+    assert job.status == apolo_sdk.JobStatus.RUNNING  # left behind, as after a crash
+
+    again = subprocess.run(
+        [AIRFLOW, "tasks", "test", "scenario_restart", "long", run_id],
+        env=airflow_env(SCENARIOS), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output
+    assert f"Reattaching to live job {job.id}" in output
+    assert "begin" in output
+    assert "end" in output  # the whole log, streamed again after the restart
+    [same] = jobs_of_run(platform_process, "scenario_restart", run_id)
+    assert same.id == job.id
+    assert same.status == apolo_sdk.JobStatus.SUCCEEDED
+
+
+def test_sigterm_cancels_the_job_within_seconds(
+    dags_test: Any, platform_process: PlatformProcess, tmp_path: Path
+) -> None:
+    log = tmp_path / "run.log"
+    process = start_dag("scenario_restart", log)
+    wait_for_text(log, "begin")
+    stopped = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(60)
+    run_id, states = latest_run("scenario_restart")
+    assert states == {"long": "failed"}
+    [job] = jobs_of_run(platform_process, "scenario_restart", run_id)
+    assert job.status == apolo_sdk.JobStatus.CANCELLED
+    assert job.history.finished_at is not None
+    assert time.monotonic() - stopped < 15
+    assert "Cancelled job" in log.read_text()
+
+
+def test_platform_down_fails_in_bounded_time(
+    dags_test: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NEURO_DOWN",
+        '{"conn_type": "neuro", "password": "t", "extra": {"api_url": "http://127.0.0.1:9/api/v1"}}',
+    )
+    started = time.monotonic()
+    result = dags_test("scenario_platform_down", SCENARIOS)
+    assert result.states == {"unreachable": "failed"}
+    assert "the platform did not answer login for" in "\n".join(
+        result.task_log_lines("unreachable")
+    )
+    assert time.monotonic() - started < 60  # retry_budget=5 on the task
