@@ -24,6 +24,7 @@ def test_provider_is_listed(airflow_db: None) -> None:
     assert "neuro" in hooks
     assert "airflow_neuro.hooks.neuro.NeuroHook" in hooks
     assert "NeuroJobLink" in airflow("providers", "links")
+    assert "airflow_neuro.triggers.neuro" in airflow("providers", "triggers")
 
 
 def test_documented_connection_command(airflow_db: None, platform_process: PlatformProcess) -> None:
