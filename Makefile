@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 APOLO_PY := $(APOLO_VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: all demo test test-main test-apolo lint system-packages venv venv-apolo constraints bench clean
+.PHONY: all demo e2e test test-main test-apolo lint system-packages venv venv-apolo constraints bench clean
 
 all: test
 
@@ -30,7 +30,7 @@ venv: $(VENV)/.installed
 venv-apolo: $(APOLO_VENV)/.installed
 
 system-packages:
-	@./scripts/ensure-system-packages.sh
+	@./scripts/ensure-system-packages.sh bubblewrap
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -44,6 +44,11 @@ test-apolo: venv-apolo system-packages
 	$(APOLO_PY) -m pytest -c tests/apolo/pytest.ini tests/apolo
 
 test: lint test-main test-apolo
+
+# A real deployment: PostgreSQL, scheduler, triggerer, dag-processor and API server.
+e2e: venv system-packages
+	@./scripts/ensure-system-packages.sh postgresql
+	$(PY) -m pytest tests/deployment
 
 # The main job: the local platform and an example DAG, end to end in real Airflow.
 demo: venv system-packages

@@ -1,0 +1,46 @@
+"""Deferred tasks for the deployment suite: they complete through the real triggerer."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_neuro.operators.neuro import NeuroRunOperator
+from airflow_neuro.sensors.neuro import NeuroJobStatusSensor
+
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+
+with DAG("deployment_deferred", schedule=None, start_date=START, catchup=False):
+    train = NeuroRunOperator(
+        task_id="train",
+        job_command="sh -c 'for i in 1 2 3; do echo step $i; sleep 1; done; echo trained'",
+        job_image="python:3.11",
+        job_detach=False,
+        deferrable=True,
+        poll_interval=1,
+    )
+    serve = NeuroRunOperator(
+        task_id="serve",
+        job_command="sleep 3",
+        job_image="ubuntu",
+        deferrable=True,
+        poll_interval=1,
+    )
+    NeuroJobStatusSensor(
+        task_id="wait_served",
+        job_id="{{ ti.xcom_pull(task_ids='serve')['id'] }}",
+        deferrable=True,
+        poke_interval=1,
+        timeout=300,
+    ).set_upstream(serve)
+    train >> serve
+
+with DAG("deployment_kill", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(
+        task_id="endless",
+        job_command="sleep 600",
+        job_image="ubuntu",
+        job_detach=False,
+        deferrable=True,
+        poll_interval=1,
+    )

@@ -1,0 +1,49 @@
+"""DAGs triggered through Airflow's REST API, deferred tasks completing in the triggerer."""
+
+from __future__ import annotations
+
+import time
+
+import apolo_sdk
+
+from .conftest import Deployment
+
+
+def test_deferred_run_and_sensor_through_the_real_triggerer(deployment: Deployment) -> None:
+    run_id = deployment.trigger("deployment_deferred")
+    assert deployment.wait_for_run("deployment_deferred", run_id) == "success", deployment.logs()
+    assert deployment.task_states("deployment_deferred", run_id) == {
+        "train": "success",
+        "serve": "success",
+        "wait_served": "success",
+    }
+    train_log = deployment.task_log("deployment_deferred", run_id, "train")
+    for line in ("step 1", "step 2", "step 3", "trained"):
+        assert line in train_log  # copied by the trigger into the task's log
+    assert "Pausing task as DEFERRED" in train_log  # the worker slot was let go ...
+    assert "Trigger fired event" in train_log  # ... and the triggerer did the waiting
+
+    train = deployment.xcom("deployment_deferred", run_id, "train")
+    assert train["status"] == "succeeded"
+    assert train["exit_code"] == 0
+    [job] = deployment.platform.jobs(f"airflow-run:{run_id}", "airflow-task:train")
+    assert job.id == train["id"]
+    serve = deployment.xcom("deployment_deferred", run_id, "serve")
+    assert serve["status"] == "running"  # detached: resumed once the job had started
+
+
+def test_marking_a_deferred_task_failed_cancels_its_job(deployment: Deployment) -> None:
+    run_id = deployment.trigger("deployment_kill")
+    deployment.wait_for_task("deployment_kill", run_id, "endless", {"deferred"})
+    deployment.call(
+        "PATCH",
+        f"/dags/deployment_kill/dagRuns/{run_id}/taskInstances/endless",
+        json={"new_state": "failed"},
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        [job] = deployment.platform.jobs(f"airflow-run:{run_id}", "airflow-task:endless")
+        if job.status == apolo_sdk.JobStatus.CANCELLED:
+            break
+        assert time.monotonic() < deadline, (job.status, deployment.logs())
+        time.sleep(1)
