@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import apolo_sdk
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_neuro.exceptions import NeuroJobError
 from airflow_neuro.hooks.neuro import NeuroHook
@@ -50,6 +51,8 @@ class NeuroJobStatusSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer instead of poking (default:
         ``[operators] default_deferrable``).
     :param retry_budget: seconds to ride out a platform outage before failing.
+    :param cancel_on_timeout: cancel the job when the sensor times out, so that a job nobody
+        waits for any more does not run on and bill.
 
     A job that finishes in a status that is not wanted can never reach one, so the sensor
     fails at once instead of waiting for its timeout.
@@ -66,6 +69,7 @@ class NeuroJobStatusSensor(BaseSensorOperator):
         neuro_conn_id: str = NeuroHook.default_conn_name,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         retry_budget: float = 300.0,
+        cancel_on_timeout: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,6 +78,7 @@ class NeuroJobStatusSensor(BaseSensorOperator):
         self.neuro_conn_id = neuro_conn_id
         self.deferrable = deferrable
         self.retry_budget = retry_budget
+        self.cancel_on_timeout = cancel_on_timeout
         self._hook: NeuroHook | None = None
 
     def _logged_in(self) -> NeuroHook:
@@ -119,6 +124,9 @@ class NeuroJobStatusSensor(BaseSensorOperator):
             )
         try:
             return super().execute(context)
+        except AirflowSensorTimeout:
+            self._cancel_timed_out_job()
+            raise
         finally:
             if self._hook is not None:
                 self._hook.close()
@@ -133,3 +141,23 @@ class NeuroJobStatusSensor(BaseSensorOperator):
         self.log.info("Job %s is %s", job["id"], job["status"])
         if not self._reached(job):
             raise NeuroJobError(f"the trigger fired before job {job['id']} was done")
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSensorTimeout:
+            self._cancel_timed_out_job()
+            raise
+
+    def _cancel_timed_out_job(self) -> None:
+        if not self.cancel_on_timeout:
+            return
+        job_id = self._checked_job_id()
+        try:
+            with NeuroHook(self.neuro_conn_id, retry_budget=30.0) as hook:
+                hook.run(job_flow.cancel(hook.client, job_id))
+            self.log.info("Timed out: cancelled job %s", job_id)
+        except Exception:
+            self.log.exception("Timed out, and could not cancel job %s", job_id)

@@ -130,3 +130,11 @@ def test_deferred_run_and_sensor_complete_through_the_trigger(
         "http_url": None,
     }
     assert "failed: reason=Error, description=-, exit code=5" in out
+
+
+def test_sensor_timeout_cancels_the_job(dags_test: Any, platform_process: PlatformProcess) -> None:
+    result = dags_test("scenario_sensor_timeout", SCENARIOS)
+    assert result.states == {"slow_job": "success", "impatient": "failed"}, result.output
+    [job] = jobs_of(platform_process, result.dag_id, result.run_id, "slow_job")
+    assert job.status == apolo_sdk.JobStatus.CANCELLED
+    assert "Timed out: cancelled job" in "\n".join(result.task_log_lines("impatient"))

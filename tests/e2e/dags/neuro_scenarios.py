@@ -158,3 +158,12 @@ with DAG("scenario_restart", schedule=None, start_date=START, catchup=False):
         job_detach=False,
         poll_interval=1,
     )
+
+with DAG("scenario_sensor_timeout", schedule=None, start_date=START, catchup=False):
+    slow_job = NeuroRunOperator(task_id="slow_job", job_command="sleep 60", job_image="ubuntu")
+    NeuroJobStatusSensor(
+        task_id="impatient",
+        job_id="{{ ti.xcom_pull(task_ids='slow_job')['id'] }}",
+        poke_interval=1,
+        timeout=3,
+    ).set_upstream(slow_job)
