@@ -18,10 +18,12 @@ from airflow_neuro.operators.neuro import NeuroRunOperator
 
 
 def check_model(templates_dict: dict[str, Any], **_: Any) -> str:
+    model = yarl.URL("storage:" + templates_dict["model_path"])
     hook = NeuroHook()
     with hook:
         try:
-            hook.run(hook.client.storage.stat(yarl.URL("storage:" + templates_dict["model_path"])))
+            # run_retrying, unlike run, asks again through transient platform faults.
+            hook.run_retrying(lambda: hook.client.storage.stat(model), "stat of the model")
             return "process_with_model"
         except ResourceNotFound:
             return "process_without_model"

@@ -14,6 +14,14 @@ def test_examples_succeed_through_faults(dags_test: Any, faulty_platform: Platfo
     [job] = faulty_platform.jobs(f"airflow-run:{deeds.run_id}", "airflow-task:small-deeds")
     assert deeds.xcom("small-deeds")["id"] == job.id
 
+    branch = dags_test("neuro_check_model", EXAMPLES, faulty_platform, project_home="models/f")
+    assert branch.states == {
+        "check_model_exists": "success",
+        "process_without_model": "success",
+        "process_with_model": "skipped",
+    }, branch.output
+    assert "no model yet" in "\n".join(branch.task_log_lines("process_without_model"))
+
     pipeline = dags_test("neuro_train_pipeline", EXAMPLES, faulty_platform)
     assert set(pipeline.states.values()) == {"success"}, pipeline.output
     epochs = [line for line in pipeline.task_log_lines("train") if "epoch " in line]

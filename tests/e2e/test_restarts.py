@@ -93,3 +93,22 @@ def test_platform_down_fails_in_bounded_time(
         result.task_log_lines("unreachable")
     )
     assert time.monotonic() - started < 60  # retry_budget=5 on the task
+
+
+def test_finished_jobs_are_reused_only_when_asked(
+    dags_test: Any, platform_process: PlatformProcess
+) -> None:
+    first = dags_test("scenario_reuse", SCENARIOS)
+    assert set(first.states.values()) == {"success"}, first.output
+    for task_id in ("reused", "not_reused"):  # a rerun of the same task instance
+        again = subprocess.run(
+            [AIRFLOW, "tasks", "test", "scenario_reuse", task_id, first.run_id],
+            env=airflow_env(SCENARIOS), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stdout + again.stderr
+    reused = jobs_of_run(platform_process, "scenario_reuse", first.run_id)
+    by_task: dict[str, int] = {}
+    for job in reused:
+        task = next(t for t in job.tags if t.startswith("airflow-task:"))
+        by_task[task] = by_task.get(task, 0) + 1
+    assert by_task == {"airflow-task:reused": 1, "airflow-task:not_reused": 2}

@@ -167,3 +167,18 @@ with DAG("scenario_sensor_timeout", schedule=None, start_date=START, catchup=Fal
         poke_interval=1,
         timeout=3,
     ).set_upstream(slow_job)
+
+with DAG("scenario_reuse", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(
+        task_id="reused",
+        job_command="echo computed once",
+        job_image="ubuntu",
+        job_detach=False,
+        reuse_finished_job=True,
+    )
+    NeuroRunOperator(
+        task_id="not_reused",
+        job_command="echo computed each time",
+        job_image="ubuntu",
+        job_detach=False,
+    )
