@@ -12,6 +12,7 @@ from .jobs_api import JobsApi
 from .proxy import PREFIX as HTTP_PROXY_PREFIX
 from .proxy import JobHttpProxy
 from .settings import Settings
+from .stats import RequestStats
 from .storage import Storage
 from .store import JobStore
 
@@ -26,9 +27,11 @@ def create_app(settings: Settings) -> web.Application:
     jobs = JobService(settings, store, storage)
     proxy = JobHttpProxy(settings, jobs)
     # Job ports check the token themselves: only jobs that ask for it require one.
+    stats = RequestStats()
     app = web.Application(
         # Faults come first: a real outage does not care whether the token is right.
         middlewares=[
+            stats.middleware(),
             fault_middleware(settings.faults),
             auth_middleware(settings.token, (HTTP_PROXY_PREFIX,)),
         ],
@@ -39,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(JobsApi(settings, jobs).routes())
     app.add_routes(storage.routes())
     app.add_routes(proxy.routes())
+    app.add_routes(stats.routes())
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
         jobs.recover()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,8 +65,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="WARNING")
 
 
+def raise_open_files_limit() -> None:
+    """Each job holds a pipe and a process: let many jobs run at once."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper())
+    raise_open_files_limit()
     try:
         faults = FaultPlan.parse(args.fault_rate, args.fault_kinds)
     except ValueError as e:
