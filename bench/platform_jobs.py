@@ -26,6 +26,11 @@ from pathlib import Path
 import apolo_sdk
 from yarl import URL
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCHMARKS_DOC, record
+
+LOCAL_PLATFORM_DOC = BENCHMARKS_DOC.with_name("local-platform.md")
+
 ANNOUNCE = re.compile(r"serving API (http://\S+/api/v1) token (\S+)")
 FINISHED = {
     apolo_sdk.JobStatus.SUCCEEDED,
@@ -147,7 +152,9 @@ async def main(argv: list[str]) -> None:
         async with local_platform(Path(tmp)) as client:
             lat = await latency(client, args.latency_runs)
             conc = {n: await concurrent(client, n) for n in args.concurrent}
-    print(render(lat, conc, ["python", "bench/platform_jobs.py", *argv[1:]]))
+    table = render(lat, conc, ["python", "bench/platform_jobs.py", *argv[1:]])
+    record("platform", table)
+    record("platform", table, LOCAL_PLATFORM_DOC)
 
 
 if __name__ == "__main__":

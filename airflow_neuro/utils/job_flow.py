@@ -147,7 +147,7 @@ async def wait_for(
     wanted: Iterable[apolo_sdk.JobStatus],
     poll_interval: float,
     budget: float = 300.0,
-    first_delay: float = 0.2,
+    first_delay: float = 0.05,
 ) -> apolo_sdk.JobDescription:
     """Poll until the job is in one of ``wanted`` (or has finished): soon at first, then less."""
     states = set(wanted)
