@@ -1,112 +1,215 @@
-"""Platform storage (`storage://cluster/org/project/path`) served from a directory.
+"""Platform storage served from a local directory.
 
-The HTTP API is the WebHDFS-like one the SDK speaks: `/api/v1/storage/<org>/<project>/<path>`
-with `?op=GETFILESTATUS|LISTSTATUS|MKDIRS|CREATE|WRITE|OPEN|DELETE|RENAME|GETDISKUSAGE`.
+The SDK speaks a WebHDFS-like API: ``/api/v1/storage/<org>/<project>/<path>?op=...`` with
+GETFILESTATUS, LISTSTATUS, MKDIRS, CREATE, WRITE, OPEN, DELETE, RENAME and GETDISKUSAGE.
+Both that path and ``storage://<cluster>/<org>/<project>/<path>`` map to
+``<root>/<org>/<project>/<path>``, and nothing may lead outside the root.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import io
+import itertools
 import json
 import os
 import re
 import shutil
 import stat
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from aiohttp import web
-from yarl import URL
+from aiohttp import StreamReader, web
 
 PREFIX = "/api/v1/storage"
-CHUNK = 1024 * 1024
+NDJSON = "application/x-ndjson"
+CHUNK = 2**20  # bytes per thread hop when reading or writing file data
+BATCH = 256  # directory entries per thread hop when listing or removing
+
+# An op-less request gets the method's natural op, as on the real server.
+DEFAULT_OPS = {
+    "GET": "OPEN",
+    "PUT": "CREATE",
+    "PATCH": "WRITE",
+    "POST": "RENAME",
+    "DELETE": "DELETE",
+}
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+T = TypeVar("T")
+Handler = Callable[[web.Request, list[str]], Awaitable[web.StreamResponse]]
 
 
 class PathEscapes(ValueError):
-    pass
+    """A storage path that would lead outside the storage root."""
 
 
-def _os_error(e: OSError) -> web.HTTPException:
-    code = errno.errorcode.get(e.errno or 0, "EIO")
-    if e.errno == errno.ENOENT:
-        return web.HTTPNotFound(
-            text=json.dumps({"error": e.strerror or "Not found", "errno": code}),
-            content_type="application/json",
-        )
-    return web.HTTPBadRequest(
-        text=json.dumps({"error": e.strerror or str(e), "errno": code}),
-        content_type="application/json",
-    )
+def _split(path: str) -> list[str]:
+    """The components of a storage path. '..' is refused rather than folded: a client that
+    sends it is trying to climb, and silently landing elsewhere would hide that."""
+    if "\x00" in path:
+        raise ValueError(f"storage paths cannot contain NUL: {path!r}")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise PathEscapes(f"'..' is not allowed in storage paths: {path!r}")
+    return parts
 
 
-def _bad(message: str) -> web.HTTPException:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+def _display(parts: list[str]) -> str:
+    """A path as the SDK expects it back: from the storage root, with a leading slash."""
+    return "/" + "/".join(parts)
+
+
+def _error(
+    cls: type[web.HTTPException], message: str, code: int | None = None
+) -> web.HTTPException:
+    # The SDK reads "error" as the message and turns "errno" (a name) into an OSError.
+    body: dict[str, Any] = {"error": message}
+    if code is not None:
+        body["errno"] = errno.errorcode.get(code, str(code))
+    return cls(text=json.dumps(body), content_type="application/json")
+
+
+def _json_line(item: dict[str, Any]) -> bytes:
+    return json.dumps(item).encode() + b"\n"
+
+
+def _flag(request: web.Request, name: str, default: bool) -> bool:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true"):
+        return True
+    if value.lower() in ("0", "false"):
+        return False
+    raise _error(web.HTTPBadRequest, f"{name!r} must be true/1 or false/0, not {value!r}")
 
 
 def _file_status(path: Path, name: str) -> dict[str, Any]:
-    info = path.lstat()
+    """The status of the entry itself: a symlink is reported as one, never followed."""
+    info = os.lstat(path)
+    target: str | None = None
     if stat.S_ISLNK(info.st_mode):
         kind = "SYMLINK"
+        target = os.readlink(path)
     elif stat.S_ISDIR(info.st_mode):
         kind = "DIRECTORY"
     else:
-        kind = "FILE"
+        kind = "FILE"  # the real server calls every other kind of entry a file, too
     status: dict[str, Any] = {
         "path": name,
-        "length": info.st_size if kind == "FILE" else 0,
+        "length": 0 if kind == "DIRECTORY" else info.st_size,
         "modificationTime": int(info.st_mtime),
         "permission": "manage",  # one user owns everything here
         "type": kind,
     }
-    if kind == "SYMLINK":
-        status["target"] = os.readlink(path)
+    if target is not None:
+        status["target"] = target
     return status
+
+
+def _scan(path: Path) -> Generator[dict[str, Any], None, None]:
+    with os.scandir(path) as entries:
+        for entry in entries:
+            try:
+                yield _file_status(Path(entry.path), entry.name)
+            except FileNotFoundError:
+                continue  # removed while listing
+
+
+def _remove(path: Path, name: str) -> Generator[dict[str, Any], None, None]:
+    """Removes an entry (a whole tree for a directory), reporting each one once it is gone."""
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        os.unlink(path)  # a symlink goes, its target stays
+        yield {"path": name, "is_dir": False}
+        return
+    parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield from _remove_dir(parent, path.name, name)
+    finally:
+        os.close(parent)
+
+
+def _remove_dir(parent: int, entry: str, name: str) -> Generator[dict[str, Any], None, None]:
+    # Relative to directory descriptors, never following a symlink: a directory swapped for a
+    # link during the walk makes the open fail instead of emptying the link's target.
+    fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    try:
+        with os.scandir(fd) as entries:
+            children = [(child.name, child.is_dir(follow_symlinks=False)) for child in entries]
+        for child, is_dir in children:
+            if is_dir:
+                yield from _remove_dir(fd, child, f"{name}/{child}")
+            else:
+                os.unlink(child, dir_fd=fd)
+                yield {"path": f"{name}/{child}", "is_dir": False}
+    finally:
+        os.close(fd)
+    os.rmdir(entry, dir_fd=parent)
+    yield {"path": name, "is_dir": True}
+
+
+async def _in_thread(items: Generator[T, None, None]) -> AsyncIterator[T]:
+    """Runs a blocking generator in worker threads, a batch of items per hop."""
+    try:
+        while True:
+            batch = await asyncio.to_thread(lambda: list(itertools.islice(items, BATCH)))
+            if not batch:
+                return
+            for item in batch:
+                yield item
+    finally:
+        items.close()
+
+
+def _open_for_reading(path: Path) -> tuple[io.FileIO, int]:
+    # O_NONBLOCK: opening a FIFO must not hang; O_NOFOLLOW: the path was already resolved.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "Not a regular file")
+        return io.FileIO(fd, "r"), info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_for_writing(path: Path, *, create: bool) -> io.FileIO:
+    flags = os.O_WRONLY | os.O_NOFOLLOW
+    if create:
+        flags |= os.O_CREAT | os.O_TRUNC
+    return io.FileIO(os.open(path, flags, 0o666), "w")
+
+
+async def _receive(content: StreamReader, file: io.FileIO, limit: int | None = None) -> None:
+    """Copies a request body to a file, a bounded buffer at a time."""
+    buffer = bytearray()
+    received = 0
+    async for chunk in content.iter_any():
+        if limit is not None:
+            chunk = chunk[: max(0, limit - received)]
+        received += len(chunk)
+        buffer += chunk
+        if len(buffer) >= CHUNK:
+            await asyncio.to_thread(file.write, buffer)
+            buffer.clear()
+    if buffer:
+        await asyncio.to_thread(file.write, buffer)
 
 
 class Storage:
     def __init__(self, root: Path, cluster: str) -> None:
-        self.root = root
-        self.cluster = cluster
         root.mkdir(parents=True, exist_ok=True)
-        self._real_root = os.path.realpath(root)
-
-    def _resolve(self, relative: str) -> Path:
-        """A path under the root, or PathEscapes: neither `..` nor a symlink may leave it."""
-        parts = [p for p in relative.split("/") if p not in ("", ".")]
-        if ".." in parts:
-            raise PathEscapes(f"'..' is not allowed in storage paths: {relative!r}")
-        candidate = os.path.join(self._real_root, *parts)
-        real = os.path.realpath(candidate)
-        if os.path.commonpath([real, self._real_root]) != self._real_root:
-            raise PathEscapes(f"{relative!r} leads outside the storage")
-        return Path(candidate)
-
-    def local_path(self, uri: str) -> Path:
-        url = URL(uri)
-        if url.scheme != "storage":
-            raise ValueError(f"{uri!r} is not a storage:// URI")
-        if url.host != self.cluster:
-            raise ValueError(f"{uri!r} is not on cluster {self.cluster!r}")
-        # yarl would fold "..": check the raw path.
-        return self._resolve(url.raw_path)
-
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.route("*", PREFIX + "/{path:.*}", self.handle),
-            web.route("*", PREFIX, self.handle),
-        ]
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        op = request.query.get("op", "").upper()
-        raw = request.match_info.get("path", "")
-        try:
-            path = self._resolve(raw)
-        except PathEscapes as e:
-            raise web.HTTPForbidden(
-                text=json.dumps({"error": str(e)}), content_type="application/json"
-            ) from None
-        handler = {
+        # Checks compare resolved paths, so the root is resolved once, here.
+        self._root = Path(os.path.realpath(root))
+        self._cluster = cluster
+        self._handlers: dict[tuple[str, str], Handler] = {
             ("GET", "GETFILESTATUS"): self._stat,
             ("GET", "LISTSTATUS"): self._list,
             ("PUT", "MKDIRS"): self._mkdirs,
@@ -116,114 +219,207 @@ class Storage:
             ("DELETE", "DELETE"): self._delete,
             ("POST", "RENAME"): self._rename,
             ("GET", "GETDISKUSAGE"): self._disk_usage,
-        }.get((request.method, op))
-        if handler is None:
-            raise _bad(f"unsupported operation {request.method} op={op or '(none)'}")
-        try:
-            return await handler(request, path, raw)
-        except OSError as e:
-            raise _os_error(e) from None
+        }
 
-    async def _stat(self, request: web.Request, path: Path, raw: str) -> web.StreamResponse:
-        status = _file_status(path, "/" + raw.strip("/"))
+    def local_path(self, uri: str) -> Path:
+        """storage://<cluster>/<org>/<project>/<path> -> <root>/<org>/<project>/<path>.
+
+        The result is resolved (symlinks followed); ValueError for another scheme, another
+        cluster, or a path that would leave the root.
+        """
+        # urlsplit, not yarl: yarl folds '..' away, and it must be seen to be refused.
+        split = urlsplit(uri)
+        if split.scheme != "storage":
+            raise ValueError(f"{uri!r} is not a storage:// URI")
+        if split.netloc != self._cluster:
+            raise ValueError(f"{uri!r} is not on cluster {self._cluster!r}")
+        if split.query or split.fragment:
+            raise ValueError(f"{uri!r} has a query or fragment: encode '?' and '#' in paths")
+        return self._locate(_split(unquote(split.path)), follow=True)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.route(method, path, self._handle)
+            for method in DEFAULT_OPS
+            for path in (PREFIX, PREFIX + "/{path:.*}")
+        ]
+
+    def _locate(self, parts: list[str], *, follow: bool) -> Path:
+        """<root>/<parts>, resolved, or PathEscapes if that leaves the root.
+
+        With follow, a final symlink is followed (reading, writing, listing). Without it the
+        entry itself is acted on (stat, delete, rename), so only its parent must stay inside.
+        """
+        if not parts:
+            return self._root
+        if follow:
+            path = Path(os.path.realpath(self._root.joinpath(*parts)))
+        else:
+            path = Path(os.path.realpath(self._root.joinpath(*parts[:-1]))) / parts[-1]
+        if not path.is_relative_to(self._root):
+            raise PathEscapes(f"{_display(parts)} leads outside the storage (through a symlink)")
+        return path
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        op = request.query.get("op", DEFAULT_OPS[request.method]).upper()
+        handler = self._handlers.get((request.method, op))
+        if handler is None:
+            raise _error(web.HTTPBadRequest, f"Illegal operation: {request.method} op={op}")
+        try:
+            return await handler(request, _split(request.match_info.get("path", "")))
+        except PathEscapes as e:
+            raise _error(web.HTTPForbidden, str(e)) from None
+        except ValueError as e:
+            raise _error(web.HTTPBadRequest, str(e)) from None
+        except FileNotFoundError as e:
+            # 404, not 400: the SDK relies on ResourceNotFound (e.g. to decide mkdir/upload).
+            raise _error(web.HTTPNotFound, e.strerror or "Not found", errno.ENOENT) from None
+        except OSError as e:
+            raise _error(web.HTTPBadRequest, e.strerror or str(e), e.errno) from None
+
+    async def _stat(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        status = _file_status(self._locate(parts, follow=False), _display(parts))
         return web.json_response({"FileStatus": status})
 
-    async def _list(self, request: web.Request, path: Path, raw: str) -> web.StreamResponse:
-        entries = [_file_status(path / name, name) for name in sorted(os.listdir(path))]
-        if "application/x-ndjson" not in request.headers.get("Accept", ""):
-            return web.json_response({"FileStatuses": {"FileStatus": entries}})
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await response.prepare(request)
-        for entry in entries:
-            await response.write(json.dumps({"FileStatus": entry}).encode() + b"\n")
-        await response.write_eof()
-        return response
+    async def _list(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        path = self._locate(parts, follow=True)
+        if not stat.S_ISDIR(os.stat(path).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        # Entries carry bare names here, unlike GETFILESTATUS: the SDK joins them to the URI.
+        statuses = ({"FileStatus": status} async for status in _in_thread(_scan(path)))
+        if NDJSON in request.headers.get("Accept", ""):
+            return await _stream_ndjson(request, statuses)
+        listing = [item["FileStatus"] async for item in statuses]
+        return web.json_response({"FileStatuses": {"FileStatus": listing}})
 
-    async def _mkdirs(self, request: web.Request, path: Path, raw: str) -> web.StreamResponse:
-        path.mkdir(parents=True, exist_ok=True)
+    async def _mkdirs(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        # Always parents and exist_ok: the SDK checks those itself with GETFILESTATUS first.
+        # An existing file is still EEXIST.
+        self._locate(parts, follow=True).mkdir(parents=True, exist_ok=True)
         return web.Response(status=201)
 
-    async def _create(self, request: web.Request, path: Path, raw: str) -> web.StreamResponse:
+    async def _create(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        path = self._locate(parts, follow=True)
         if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            async for chunk in request.content.iter_chunked(CHUNK):
-                f.write(chunk)
+            raise IsADirectoryError(errno.EISDIR, "Destination is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)  # as the real server does
+        file = await asyncio.to_thread(_open_for_writing, path, create=True)
+        try:
+            await _receive(request.content, file)
+        finally:
+            await asyncio.to_thread(file.close)
         return web.Response(status=201)
 
-    async def _write(self, request: web.Request, path: Path, raw: str) -> web.StreamResponse:
-        match = re.fullmatch(
-            r"bytes (\d+)-(\d+)/(\d+|\*)", request.headers.get("Content-Range", "")
-        )
-        if match is None:
-            raise _bad("WRITE needs a Content-Range header: bytes START-END/*")
-        with open(path, "r+b") as f:
-            f.seek(int(match.group(1)))
-            async for chunk in request.content.iter_chunked(CHUNK):
-                f.write(chunk)
+    async def _write(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        # upload_file sends the first MiB with CREATE and the rest as WRITEs at offsets.
+        match = CONTENT_RANGE.fullmatch(request.headers.get("Content-Range", ""))
+        if match is None or int(match[2]) < int(match[1]):
+            raise ValueError("WRITE needs a header Content-Range: bytes START-END/*")
+        start, end = int(match[1]), int(match[2])
+        path = self._locate(parts, follow=True)
+        file = await asyncio.to_thread(_open_for_writing, path, create=False)
+        try:
+            file.seek(start)
+            await _receive(request.content, file, limit=end - start + 1)
+        finally:
+            await asyncio.to_thread(file.close)
         return web.Response(status=200)
 
-    async def _open(self, request: web.Request, path: Path, raw: str) -> web.StreamResponse:
-        if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-        size = path.stat().st_size
-        start, end = 0, size - 1
-        partial = request.http_range.start is not None or request.http_range.stop is not None
-        if partial:
-            rng = request.http_range
-            start = rng.start or 0
-            end = min(size, rng.stop) - 1 if rng.stop is not None else size - 1
-            if start >= size and size > 0:
+    async def _open(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        path = self._locate(parts, follow=True)
+        file, size = await asyncio.to_thread(_open_for_reading, path)
+        try:
+            try:
+                whole = request.http_range.start is None and request.http_range.stop is None
+                start, stop, _ = request.http_range.indices(size)
+            except ValueError:
+                whole, start, stop = False, 0, 0
+            if not whole and stop <= start:
                 raise web.HTTPRequestRangeNotSatisfiable(
                     headers={"Content-Range": f"bytes */{size}"}
                 )
-        response = web.StreamResponse(status=206 if partial else 200)
-        response.content_type = "application/octet-stream"
-        if partial:
-            response.headers["Content-Range"] = f"bytes {start}-{max(end, start)}/{size}"
-        response.content_length = max(0, end - start + 1)
-        await response.prepare(request)
-        loop = asyncio.get_running_loop()
-        with open(path, "rb") as f:
-            f.seek(start)
-            remaining = end - start + 1
+            response = web.StreamResponse(status=200 if whole else 206)
+            response.content_type = "application/octet-stream"
+            response.content_length = stop - start
+            response.headers["Accept-Ranges"] = "bytes"
+            if not whole:
+                # The SDK checks that the range it gets starts where it asked.
+                response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+            await response.prepare(request)
+            file.seek(start)
+            remaining = stop - start
             while remaining > 0:
-                data = await loop.run_in_executor(None, f.read, min(CHUNK, remaining))
+                data = await asyncio.to_thread(file.read, min(CHUNK, remaining))
                 if not data:
-                    break
-                remaining -= len(data)
+                    break  # truncated meanwhile: the client sees a short body
                 await response.write(data)
-        await response.write_eof()
-        return response
+                remaining -= len(data)
+            await response.write_eof()
+            return response
+        finally:
+            await asyncio.to_thread(file.close)
 
-    async def _delete(self, request: web.Request, path: Path, raw: str) -> web.StreamResponse:
-        recursive = request.query.get("recursive", "false").lower() == "true"
-        if path == Path(self._real_root):
-            raise _bad("the storage root cannot be deleted")
-        info = path.lstat()
-        if stat.S_ISDIR(info.st_mode):
-            if recursive:
-                await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path)
-            else:
-                path.rmdir()  # ENOTEMPTY for a directory with entries, as the real server
-        else:
-            path.unlink()
+    async def _delete(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        # The SDK always sends it; without it nothing is removed recursively by accident.
+        recursive = _flag(request, "recursive", default=False)
+        if not parts:
+            raise PathEscapes("the storage root cannot be deleted")
+        path = self._locate(parts, follow=False)
+        if stat.S_ISDIR(os.lstat(path).st_mode) and not recursive:
+            # Even when empty, as the real server: the SDK's rm without recursive is for files.
+            raise IsADirectoryError(errno.EISDIR, "Is a directory, use recursive remove")
+        removed = _in_thread(_remove(path, _display(parts)))
+        if NDJSON in request.headers.get("Accept", ""):
+            # Streamed, one line per removed entry: the SDK reports them as progress.
+            return await _stream_ndjson(request, removed)
+        async for _ in removed:
+            pass
         return web.Response(status=204)
 
-    async def _rename(self, request: web.Request, path: Path, raw: str) -> web.StreamResponse:
+    async def _rename(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         destination = request.query.get("destination")
         if not destination:
-            raise _bad("RENAME needs a destination")
-        try:
-            target = self._resolve(destination)
-        except PathEscapes as e:
-            raise _bad(str(e)) from None
-        if not os.path.lexists(path):
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
-        os.replace(path, target)
+            raise ValueError("RENAME needs a destination")
+        # The SDK sends /<org>/<project>/<path>; a relative one is taken from the source's
+        # directory, as on the real server.
+        target = _split(destination)
+        if not destination.startswith("/"):
+            target = parts[:-1] + target
+        if not parts or not target:
+            raise PathEscapes("the storage root cannot be renamed or replaced")
+        source = self._locate(parts, follow=False)
+        os.lstat(source)  # a missing source is the 404, whatever the destination
+        os.rename(source, self._locate(target, follow=False))
         return web.Response(status=204)
 
-    async def _disk_usage(self, request: web.Request, path: Path, raw: str) -> web.StreamResponse:
-        usage = shutil.disk_usage(self.root)
+    async def _disk_usage(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        # The filesystem holding the path; a project that has no files yet still has room.
+        path = self._locate(parts, follow=True)
+        while path != self._root and not path.exists():
+            path = path.parent
+        usage = await asyncio.to_thread(shutil.disk_usage, path)
         return web.json_response({"total": usage.total, "used": usage.used, "free": usage.free})
+
+
+async def _stream_ndjson(
+    request: web.Request, items: AsyncIterator[dict[str, Any]]
+) -> web.StreamResponse:
+    """One JSON object per line. An error before the first line is an HTTP error; after it,
+    a final {"error", "errno"} line, which the SDK raises as an OSError."""
+    response = web.StreamResponse(headers={"Content-Type": NDJSON})
+    try:
+        async for item in items:
+            if not response.prepared:
+                await response.prepare(request)
+            await response.write(_json_line(item))
+    except OSError as e:
+        if not response.prepared:
+            raise
+        line: dict[str, Any] = {"error": e.strerror or str(e)}
+        if e.errno is not None:
+            line["errno"] = errno.errorcode.get(e.errno, str(e.errno))
+        await response.write(_json_line(line))
+    if not response.prepared:
+        await response.prepare(request)
+    await response.write_eof()
+    return response
