@@ -97,17 +97,19 @@ def durations(dag_id: str) -> list[float]:
 def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp_name, local_platform(Path(tmp_name) / "p") as p:
         tmp = Path(tmp_name)
-        cli_config = tmp / "cli-config"
-        subprocess.run([str(APOLO), "--neuromation-config", str(cli_config), "config",
-                        "login-with-token", p.token, p.api_url], check=True,
-                       capture_output=True)  # fmt: skip
+        # The CLI logs every command line, token included, under $HOME: give it its own.
+        cli_home = tmp / "cli-home"
+        cli_home.mkdir()
+        cli = (f"HOME={cli_home} {APOLO} --config-path {tmp / 'cli-config'}"
+               " --disable-pypi-version-check --skip-stats")  # fmt: skip
+        subprocess.run(f"{cli} config login-with-token {p.token} {p.api_url}", shell=True,
+                       check=True, capture_output=True)  # fmt: skip
         env = airflow_env(
             tmp,
             DAG_TEMPLATE,
             p,
             BENCH_TASKS=str(args.tasks),
-            BENCH_CLI=f"{APOLO} --neuromation-config {cli_config} -q run --detach"
-            " --preset cpu-small ubuntu -- true",
+            BENCH_CLI=f"{cli} -q run --detach --preset cpu-small ubuntu -- true",
         )
         os.environ.update(
             {k: env[k] for k in ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")}
