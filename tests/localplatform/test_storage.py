@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import errno
-import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -14,68 +12,10 @@ from pathlib import Path
 import aiohttp
 import apolo_sdk
 import pytest
-from aiohttp import web
 from yarl import URL
 
+from airflow_neuro.localplatform import LocalPlatform
 from airflow_neuro.localplatform.storage import Storage
-
-# --- A bare server: the storage routes plus the config the SDK logs in with. ---------------
-# This fixture moves to conftest once the whole local platform is served from one app.
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def make_jwt(user: str) -> str:
-    """An HS256-shaped JWT with a dummy signature: the SDK decodes the claims unverified."""
-    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    payload = _b64(json.dumps({"https://platform.neuromation.io/user": user}).encode())
-    return f"{header}.{payload}.{_b64(b'signature')}"
-
-
-def config_routes(token: str) -> list[web.RouteDef]:
-    async def get_config(request: web.Request) -> web.Response:
-        base = request.url.origin()
-        api = base / "api/v1"
-        payload: dict[str, object] = {
-            "auth_url": str(base / "oauth/authorize"),
-            "token_url": str(base / "oauth/token"),
-            "logout_url": str(base / "oauth/logout"),
-            "client_id": "local-platform",
-            "audience": str(base),
-            "headless_callback_url": str(base / "oauth/show-code"),
-            "authorized": request.headers.get("Authorization") == f"Bearer {token}",
-        }
-        if payload["authorized"]:
-            payload["clusters"] = [
-                {
-                    "name": "local",
-                    "registry_url": str(base / "registry"),
-                    "storage_url": str(api / "storage"),
-                    "users_url": str(api / "users"),
-                    "monitoring_url": str(api / "jobs"),
-                    "secrets_url": str(api / "secrets"),
-                    "disks_url": str(api / "disk"),
-                    "buckets_url": str(api / "buckets"),
-                    "resource_pool_types": [],
-                    "resource_presets": [
-                        {
-                            "name": "cpu-small",
-                            "credits_per_hour": "0",
-                            "cpu": 0.1,
-                            "memory": 100 * 2**20,
-                        }
-                    ],
-                    "orgs": ["local"],
-                }
-            ]
-            payload["projects"] = [
-                {"name": "default", "cluster_name": "local", "org_name": "local", "role": "admin"}
-            ]
-        return web.json_response(payload)
-
-    return [web.get("/api/v1/config", get_config)]
 
 
 @dataclass
@@ -98,33 +38,14 @@ class Server:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    root = tmp_path / "storage"
-    token = make_jwt("local")
-    app = web.Application()
-    app.add_routes(config_routes(token))
-    app.add_routes(Storage(root, "local").routes())
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield Server(root, f"http://127.0.0.1:{port}/api/v1", token)
-    finally:
-        await runner.cleanup()
+def server(platform: LocalPlatform) -> Server:
+    """The whole local platform (conftest); its storage root and raw-HTTP coordinates."""
+    return Server(platform.settings.storage_dir, platform.api_url, platform.settings.token)
 
 
 @pytest.fixture
-async def sdk(server: Server, tmp_path: Path) -> AsyncIterator[apolo_sdk.Client]:
-    config_dir = tmp_path / "sdk-config"
-    config_dir.mkdir(mode=0o700)  # the SDK refuses a config dir others can read
-    await apolo_sdk.login_with_token(server.token, url=URL(server.api_url), path=config_dir)
-    client = await apolo_sdk.get(path=config_dir)
-    try:
-        yield client
-    finally:
-        await client.close()
+def sdk(client: apolo_sdk.Client) -> apolo_sdk.Client:
+    return client
 
 
 # --- Helpers ---------------------------------------------------------------------------------
