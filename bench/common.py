@@ -5,40 +5,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-ANNOUNCE = re.compile(r"serving API (\S+) token (\S+)")
+from airflow_neuro.localplatform.spawn import Served, spawned
 
-
-@dataclass(frozen=True)
-class Platform:
-    api_url: str
-    token: str
-
-
-@contextmanager
-def local_platform(data_dir: Path, *options: str) -> Iterator[Platform]:
-    """The local platform as its own process, so its work is not counted as the client's."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_neuro.localplatform", "--port", "0",
-         "--data-dir", str(data_dir), *options],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        match = ANNOUNCE.search(process.stdout.readline())
-        assert match, "the local platform did not start"
-        yield Platform(match.group(1), match.group(2))
-    finally:
-        process.terminate()
-        process.wait(60)
+# The platform as its own process, so its work is not counted as the client's.
+local_platform = spawned
 
 
 def rss_bytes() -> int:
@@ -78,7 +53,7 @@ def record(section: str, table: str, doc: Path = BENCHMARKS_DOC) -> None:
     doc.write_text(f"{head}{start}\n{table}\n{end}{tail}")
 
 
-def airflow_env(tmp: Path, dag_source: str, platform: Platform, **extra: str) -> dict[str, str]:
+def airflow_env(tmp: Path, dag_source: str, platform: Served, **extra: str) -> dict[str, str]:
     """An Airflow home under ``tmp`` with one DAG file and a migrated metadata DB, and the
     platform as the ``neuro_default`` connection: the environment for `airflow` commands."""
     dags = tmp / "dags"

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -26,12 +25,13 @@ from pathlib import Path
 import apolo_sdk
 from yarl import URL
 
+from airflow_neuro.localplatform.spawn import spawned
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCHMARKS_DOC, record
 
 LOCAL_PLATFORM_DOC = BENCHMARKS_DOC.with_name("local-platform.md")
 
-ANNOUNCE = re.compile(r"serving API (http://\S+/api/v1) token (\S+)")
 FINISHED = {
     apolo_sdk.JobStatus.SUCCEEDED,
     apolo_sdk.JobStatus.FAILED,
@@ -41,26 +41,15 @@ FINISHED = {
 
 @asynccontextmanager
 async def local_platform(workdir: Path) -> AsyncIterator[apolo_sdk.Client]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "airflow_neuro.localplatform", "--port", "0",
-        "--data-dir", str(workdir / "data"),
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        match = ANNOUNCE.search((await process.stdout.readline()).decode())
-        assert match, "the platform did not announce itself"
+    with spawned(workdir / "data") as platform:
         config = workdir / "config"
         config.mkdir(mode=0o700)
-        await apolo_sdk.login_with_token(match.group(2), url=URL(match.group(1)), path=config)
+        await apolo_sdk.login_with_token(platform.token, url=URL(platform.api_url), path=config)
         client = await apolo_sdk.get(path=config)
         try:
             yield client
         finally:
             await client.close()
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def start(client: apolo_sdk.Client, command: str) -> apolo_sdk.JobDescription:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +16,7 @@ import apolo_sdk
 import pytest
 from yarl import URL
 
+from airflow_neuro.localplatform.spawn import spawned
 from airflow_neuro.utils.retry import retrying, status_tracer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,19 +73,8 @@ class PlatformProcess:
 @contextmanager
 def serving(data_dir: Path, *options: str) -> Iterator[PlatformProcess]:
     # One life-span minute lasts a second, so life-span ends can be tested.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_neuro.localplatform", "--port", "0",
-         "--data-dir", str(data_dir), "--minute-seconds", "1", *options],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        match = re.search(r"serving API (\S+) token (\S+)", process.stdout.readline())
-        assert match, "the local platform did not start"
-        yield PlatformProcess(match.group(1), match.group(2), data_dir)
-    finally:
-        process.terminate()
-        process.wait(30)
+    with spawned(data_dir, "--minute-seconds", "1", *options) as served:
+        yield PlatformProcess(served.api_url, served.token, data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,9 @@ from aiohttp import web
 from .app import create_app
 from .settings import Settings
 
+# The one line printed on start: clients (and spawn.py) read the URL and token from it.
+ANNOUNCE_FORMAT = "Local platform serving API {api_url} token {token}"
+
 
 class LocalPlatform:
     """``async with LocalPlatform(settings) as platform:`` serves until the block ends."""
@@ -63,8 +66,8 @@ async def serve_forever(platform: LocalPlatform, announce: bool = True) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with platform:
         if announce:
-            print(
-                f"Local platform serving API {platform.api_url} token {platform.settings.token}",
-                flush=True,
+            announcement = ANNOUNCE_FORMAT.format(
+                api_url=platform.api_url, token=platform.settings.token
             )
+            print(announcement, flush=True)
         await stop.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -15,11 +14,10 @@ import apolo_sdk
 import pytest
 
 from airflow_neuro.localplatform import LocalPlatform
+from airflow_neuro.localplatform.spawn import read_announcement
 
 from .conftest import login, platform_settings
 from .helpers import read_log, start, wait_for_status
-
-ANNOUNCE = re.compile(r"serving API (http://\S+/api/v1) token (\S+)")
 
 
 @asynccontextmanager
@@ -30,9 +28,8 @@ async def served(*argv: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, 
     try:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        match = ANNOUNCE.search(line)
-        assert match, line
-        yield process, match.group(1), match.group(2)
+        served = read_announcement(line)
+        yield process, served.api_url, served.token
     finally:
         if process.returncode is None:
             process.kill()
