@@ -11,11 +11,10 @@ import apolo_sdk
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 
-from airflow_neuro.exceptions import NeuroJobError
 from airflow_neuro.hooks.neuro import NeuroConnectionParams, NeuroHook
 from airflow_neuro.job_request import JobArgumentError, JobRequest
 from airflow_neuro.links.neuro import JOB_INFO_KEY, JOB_PAGE_KEY, NeuroJobHttpLink, NeuroJobLink
-from airflow_neuro.triggers.neuro import NeuroJobTrigger
+from airflow_neuro.triggers.neuro import NeuroJobTrigger, job_from_event
 from airflow_neuro.utils import job_flow
 from airflow_neuro.utils.job_info import check_outcome, job_info, summary
 from airflow_neuro.utils.task_tags import task_instance_tags
@@ -211,11 +210,7 @@ class NeuroRunOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: the same checks and XCom as a task that waited."""
-        if event.get("result") != "done":
-            raise NeuroJobError(
-                f"waiting for job {event.get('job_id')} failed: {event.get('message')}"
-            )
-        return self._finish(event["job"])
+        return self._finish(job_from_event(event))
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow_neuro.exceptions import NeuroJobError
 from airflow_neuro.hooks.neuro import NeuroHook
 from airflow_neuro.job_request import JobArgumentError
-from airflow_neuro.triggers.neuro import NeuroJobTrigger
+from airflow_neuro.triggers.neuro import NeuroJobTrigger, job_from_event
 from airflow_neuro.utils import job_flow
 from airflow_neuro.utils.job_info import describe, summary
 
@@ -133,11 +133,7 @@ class NeuroJobStatusSensor(BaseSensorOperator):
                 self._hook = None
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
-        if event.get("result") != "done":
-            raise NeuroJobError(
-                f"waiting for job {event.get('job_id')} failed: {event.get('message')}"
-            )
-        job = event["job"]
+        job = job_from_event(event)
         self.log.info("Job %s is %s", job["id"], job["status"])
         if not self._reached(job):
             raise NeuroJobError(f"the trigger fired before job {job['id']} was done")

@@ -14,6 +14,7 @@ import apolo_sdk
 from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_neuro.exceptions import NeuroJobError
 from airflow_neuro.hooks.neuro import NeuroConnectionParams, login, private_config_dir
 from airflow_neuro.utils import job_flow
 from airflow_neuro.utils.job_info import summary
@@ -138,6 +139,13 @@ class _Clients:
 
 
 CLIENTS = _Clients()
+
+
+def job_from_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The job summary a NeuroJobTrigger event carries, or the failure it reports."""
+    if event.get("result") != "done":
+        raise NeuroJobError(f"waiting for job {event.get('job_id')} failed: {event.get('message')}")
+    return dict(event["job"])
 
 
 class NeuroJobTrigger(BaseTrigger):
