@@ -112,6 +112,18 @@ class Deployment:
             assert time.monotonic() < deadline, (task_id, state, self.logs())
             time.sleep(1)
 
+    def wait_for_trigger_start(
+        self, dag_id: str, run_id: str, task_id: str, timeout: float = 120
+    ) -> None:
+        """Until the triggerer has started the task's trigger (its log says so)."""
+        logs = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        deadline = time.monotonic() + timeout
+        while not any(
+            "starting" in path.read_text(errors="replace") for path in logs.glob("*.trigger.*.log")
+        ):
+            assert time.monotonic() < deadline, f"the trigger never started: {self.logs()}"
+            time.sleep(0.5)
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
         deadline = time.monotonic() + timeout
         while True:

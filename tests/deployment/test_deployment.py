@@ -35,6 +35,8 @@ def test_deferred_run_and_sensor_through_the_real_triggerer(deployment: Deployme
 def test_marking_a_deferred_task_failed_cancels_its_job(deployment: Deployment) -> None:
     run_id = deployment.trigger("deployment_kill")
     deployment.wait_for_task("deployment_kill", run_id, "endless", {"deferred"})
+    # Airflow calls a trigger's on_kill only once a triggerer runs it: wait for that.
+    deployment.wait_for_trigger_start("deployment_kill", run_id, "endless")
     deployment.call(
         "PATCH",
         f"/dags/deployment_kill/dagRuns/{run_id}/taskInstances/endless",
