@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .auth import auth_middleware
 from .config_api import config_routes
+from .errors import error_middleware
 from .faults import fault_middleware
 from .jobs import JobService
 from .jobs_api import JobsApi
@@ -13,6 +14,7 @@ from .proxy import PREFIX as HTTP_PROXY_PREFIX
 from .proxy import JobHttpProxy
 from .settings import Settings
 from .stats import RequestStats
+from .storage import PREFIX as STORAGE_PREFIX
 from .storage import Storage
 from .store import JobStore
 
@@ -24,16 +26,19 @@ def create_app(settings: Settings) -> web.Application:
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.db_path)
     storage = Storage(settings.storage_dir, settings.cluster)
-    jobs = JobService(settings, store, storage)
+    jobs = JobService(settings, store, storage.paths)
     proxy = JobHttpProxy(settings, jobs)
     # Job ports check the token themselves: only jobs that ask for it require one.
     stats = RequestStats()
     app = web.Application(
-        # Faults come first: a real outage does not care whether the token is right.
+        # Faults come first: a real outage does not care whether the token is right. Errors
+        # are answered innermost: a missing token is still auth's plain 401, and an injected
+        # reset (an OSError) is never taken for a storage error.
         middlewares=[
             stats.middleware(),
             fault_middleware(settings.faults),
             auth_middleware(settings.token, (HTTP_PROXY_PREFIX,)),
+            error_middleware(file_api_prefixes=(STORAGE_PREFIX,)),
         ],
         client_max_size=1024**3,
     )

@@ -12,22 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .errors import JobNameTaken, JobNotFound
 from .logs import JobLog
 from .records import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job
 from .runner import CannotRun, plan_launch
 from .settings import Settings
-from .storage import Storage
+from .storage_paths import StoragePaths
 from .store import JobStore
-from .validation import JobRequestError
 
 log = logging.getLogger(__name__)
 
 STOPPED_REASON = "PlatformStopped"
 STOPPED_DESCRIPTION = "The local platform stopped while the job was live"
-
-
-class JobNotFound(LookupError):
-    pass
 
 
 @dataclass
@@ -39,7 +35,7 @@ class _Run:
 
 
 class JobService:
-    def __init__(self, settings: Settings, store: JobStore, storage: Storage) -> None:
+    def __init__(self, settings: Settings, store: JobStore, storage: StoragePaths) -> None:
         self._settings = settings
         self._store = store
         self._storage = storage
@@ -115,7 +111,7 @@ class JobService:
             for run in self._runs.values():
                 other = run.job
                 if other.name == job.name and other.project_name == job.project_name:
-                    raise JobRequestError(
+                    raise JobNameTaken(
                         f"Failed to create job: job with name '{job.name}' and project "
                         f"'{job.project_name}' already exists: '{other.id}'"
                     )

@@ -8,35 +8,28 @@ import json
 import os
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import Any
 
 from aiohttp import web
 
-from .jobs import JobNotFound, JobService
+from .errors import BadRequest, JobRequestError
+from .jobs import JobService
 from .logs import JobLog
-from .records import ALL_STATUSES
+from .params import query_flag
+from .records import ALL_STATUSES, Job
 from .settings import Settings
-from .validation import JobRequestError, parse_job_request
+from .validation import parse_job_request
 
 LOG_WS_PROTOCOL = "logs.apolo.us"
-
-
-def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": message}), content_type="application/json")
 
 
 def _parse_time(value: str, key: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _error(web.HTTPBadRequest, f"{key}: invalid ISO 8601 time {value!r}") from None
+        raise BadRequest(f"{key}: invalid ISO 8601 time {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
-
-
-def _flag(value: str) -> bool:
-    return value.lower() in ("1", "true", "yes", "on")
 
 
 class JobsApi:
@@ -63,31 +56,25 @@ class JobsApi:
     def _owner(self, request: web.Request) -> str:
         return self._settings.user
 
-    def _job_or_error(self, request: web.Request) -> Any:
-        try:
-            return self._jobs.get(request.match_info["id"], self._owner(request))
-        except JobNotFound as e:
-            raise _error(web.HTTPBadRequest, str(e)) from None
+    def _job(self, request: web.Request) -> Job:
+        return self._jobs.get(request.match_info["id"], self._owner(request))
 
     async def create(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
-            raise _error(web.HTTPBadRequest, "the body is not valid JSON") from None
-        try:
-            job = parse_job_request(
-                body,
-                from_preset="from_preset" in request.query,
-                settings=self._settings,
-                owner=self._owner(request),
-            )
-            self._jobs.create(job)
-        except JobRequestError as e:
-            raise _error(web.HTTPBadRequest, str(e)) from None
+            raise JobRequestError("the body is not valid JSON") from None
+        job = parse_job_request(
+            body,
+            from_preset="from_preset" in request.query,
+            settings=self._settings,
+            owner=self._owner(request),
+        )
+        self._jobs.create(job)
         return web.json_response(job.to_api(self._base(request)), status=202)
 
     async def get(self, request: web.Request) -> web.Response:
-        job = self._job_or_error(request)
+        job = self._job(request)
         return web.json_response(job.to_api(self._base(request)))
 
     async def list(self, request: web.Request) -> web.StreamResponse:
@@ -95,20 +82,20 @@ class JobsApi:
         statuses = q.getall("status", [])
         bad = sorted(set(statuses) - ALL_STATUSES)
         if bad:
-            raise _error(web.HTTPBadRequest, f"status: unknown status {bad[0]!r}")
+            raise BadRequest(f"status: unknown status {bad[0]!r}")
         limit = None
         if "limit" in q:
             try:
                 limit = int(q["limit"])
             except ValueError:
-                raise _error(web.HTTPBadRequest, "limit: value is not an integer") from None
+                raise BadRequest("limit: value is not an integer") from None
         clusters = q.getall("cluster_name", [])
         orgs = [o for o in q.getall("org_name", []) if o != "NO_ORG"]
         foreign = (clusters and self._settings.cluster not in clusters) or (
             orgs and self._settings.org not in orgs
         )
         # Jobs being dropped or with removed logs do not exist here.
-        dropped = _flag(q.get("being_dropped", "0")) or _flag(q.get("logs_removed", "0"))
+        dropped = query_flag(request, "being_dropped") or query_flag(request, "logs_removed")
         jobs = (
             []
             if foreign or dropped
@@ -120,7 +107,7 @@ class JobsApi:
                 projects=q.getall("project_name", []),
                 since=_parse_time(q["since"], "since") if "since" in q else None,
                 until=_parse_time(q["until"], "until") if "until" in q else None,
-                reverse=_flag(q.get("reverse", "0")),
+                reverse=query_flag(request, "reverse"),
                 limit=limit,
             )
         )
@@ -141,28 +128,26 @@ class JobsApi:
         return web.json_response(room)
 
     async def cancel(self, request: web.Request) -> web.Response:
-        job = self._job_or_error(request)
+        job = self._job(request)
         self._jobs.cancel(job.id, self._owner(request))
         return web.Response(status=204)
 
     async def bump_life_span(self, request: web.Request) -> web.Response:
-        job = self._job_or_error(request)
+        job = self._job(request)
         try:
             body = await request.json()
             minutes = int(body["additional_max_run_time_minutes"])
         except (ValueError, KeyError, TypeError):
-            raise _error(
-                web.HTTPBadRequest, "additional_max_run_time_minutes: an integer is required"
-            ) from None
+            raise BadRequest("additional_max_run_time_minutes: an integer is required") from None
         self._jobs.bump_life_span(job.id, self._owner(request), minutes)
         return web.Response(status=204)
 
     def _log_source(self, request: web.Request) -> AsyncIterator[bytes]:
-        job = self._job_or_error(request)
+        job = self._job(request)
         q = request.query
         since = _parse_time(q["since"], "since") if "since" in q else None
         source: JobLog = self._jobs.log(job.id, self._owner(request))
-        return source.read(since=since, timestamps=_flag(q.get("timestamps", "0")))
+        return source.read(since=since, timestamps=query_flag(request, "timestamps"))
 
     async def log_ws(self, request: web.Request) -> web.WebSocketResponse:
         chunks = self._log_source(request)

@@ -9,7 +9,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from .auth import is_authorized
-from .jobs import JobNotFound, JobService
+from .errors import JobNotFound
+from .jobs import JobService
 from .settings import Settings
 
 PREFIX = "/jobs-http/"

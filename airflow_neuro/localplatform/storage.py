@@ -2,8 +2,8 @@
 
 The SDK speaks a WebHDFS-like API: ``/api/v1/storage/<org>/<project>/<path>?op=...`` with
 GETFILESTATUS, LISTSTATUS, MKDIRS, CREATE, WRITE, OPEN, DELETE, RENAME and GETDISKUSAGE.
-Both that path and ``storage://<cluster>/<org>/<project>/<path>`` map to
-``<root>/<org>/<project>/<path>``, and nothing may lead outside the root.
+Where a path lands under the root is decided in storage_paths.py; the errors handlers raise
+are answered by errors.py, file-system errors with their errno.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from aiohttp import StreamReader, web
+
+from .errors import BadRequest, PathEscapes, os_error_body
+from .params import query_flag
+from .storage_paths import StoragePaths, display_path, split_path
 
 PREFIX = "/api/v1/storage"
 NDJSON = "application/x-ndjson"
@@ -43,49 +46,8 @@ T = TypeVar("T")
 Handler = Callable[[web.Request, list[str]], Awaitable[web.StreamResponse]]
 
 
-class PathEscapes(ValueError):
-    """A storage path that would lead outside the storage root."""
-
-
-def _split(path: str) -> list[str]:
-    """The components of a storage path. '..' is refused rather than folded: a client that
-    sends it is trying to climb, and silently landing elsewhere would hide that."""
-    if "\x00" in path:
-        raise ValueError(f"storage paths cannot contain NUL: {path!r}")
-    parts = [part for part in path.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise PathEscapes(f"'..' is not allowed in storage paths: {path!r}")
-    return parts
-
-
-def _display(parts: list[str]) -> str:
-    """A path as the SDK expects it back: from the storage root, with a leading slash."""
-    return "/" + "/".join(parts)
-
-
-def _error(
-    cls: type[web.HTTPException], message: str, code: int | None = None
-) -> web.HTTPException:
-    # The SDK reads "error" as the message and turns "errno" (a name) into an OSError.
-    body: dict[str, Any] = {"error": message}
-    if code is not None:
-        body["errno"] = errno.errorcode.get(code, str(code))
-    return cls(text=json.dumps(body), content_type="application/json")
-
-
 def _json_line(item: dict[str, Any]) -> bytes:
     return json.dumps(item).encode() + b"\n"
-
-
-def _flag(request: web.Request, name: str, default: bool) -> bool:
-    value = request.query.get(name)
-    if value is None:
-        return default
-    if value.lower() in ("1", "true"):
-        return True
-    if value.lower() in ("0", "false"):
-        return False
-    raise _error(web.HTTPBadRequest, f"{name!r} must be true/1 or false/0, not {value!r}")
 
 
 def _file_status(path: Path, name: str) -> dict[str, Any]:
@@ -205,10 +167,7 @@ async def _receive(content: StreamReader, file: io.FileIO, limit: int | None = N
 
 class Storage:
     def __init__(self, root: Path, cluster: str) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        # Checks compare resolved paths, so the root is resolved once, here.
-        self._root = Path(os.path.realpath(root))
-        self._cluster = cluster
+        self.paths = StoragePaths(root, cluster)
         self._handlers: dict[tuple[str, str], Handler] = {
             ("GET", "GETFILESTATUS"): self._stat,
             ("GET", "LISTSTATUS"): self._list,
@@ -222,20 +181,8 @@ class Storage:
         }
 
     def local_path(self, uri: str) -> Path:
-        """storage://<cluster>/<org>/<project>/<path> -> <root>/<org>/<project>/<path>.
-
-        The result is resolved (symlinks followed); ValueError for another scheme, another
-        cluster, or a path that would leave the root.
-        """
-        # urlsplit, not yarl: yarl folds '..' away, and it must be seen to be refused.
-        split = urlsplit(uri)
-        if split.scheme != "storage":
-            raise ValueError(f"{uri!r} is not a storage:// URI")
-        if split.netloc != self._cluster:
-            raise ValueError(f"{uri!r} is not on cluster {self._cluster!r}")
-        if split.query or split.fragment:
-            raise ValueError(f"{uri!r} has a query or fragment: encode '?' and '#' in paths")
-        return self._locate(_split(unquote(split.path)), follow=True)
+        """See StoragePaths.local_path."""
+        return self.paths.local_path(uri)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -244,45 +191,19 @@ class Storage:
             for path in (PREFIX, PREFIX + "/{path:.*}")
         ]
 
-    def _locate(self, parts: list[str], *, follow: bool) -> Path:
-        """<root>/<parts>, resolved, or PathEscapes if that leaves the root.
-
-        With follow, a final symlink is followed (reading, writing, listing). Without it the
-        entry itself is acted on (stat, delete, rename), so only its parent must stay inside.
-        """
-        if not parts:
-            return self._root
-        if follow:
-            path = Path(os.path.realpath(self._root.joinpath(*parts)))
-        else:
-            path = Path(os.path.realpath(self._root.joinpath(*parts[:-1]))) / parts[-1]
-        if not path.is_relative_to(self._root):
-            raise PathEscapes(f"{_display(parts)} leads outside the storage (through a symlink)")
-        return path
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         op = request.query.get("op", DEFAULT_OPS[request.method]).upper()
         handler = self._handlers.get((request.method, op))
         if handler is None:
-            raise _error(web.HTTPBadRequest, f"Illegal operation: {request.method} op={op}")
-        try:
-            return await handler(request, _split(request.match_info.get("path", "")))
-        except PathEscapes as e:
-            raise _error(web.HTTPForbidden, str(e)) from None
-        except ValueError as e:
-            raise _error(web.HTTPBadRequest, str(e)) from None
-        except FileNotFoundError as e:
-            # 404, not 400: the SDK relies on ResourceNotFound (e.g. to decide mkdir/upload).
-            raise _error(web.HTTPNotFound, e.strerror or "Not found", errno.ENOENT) from None
-        except OSError as e:
-            raise _error(web.HTTPBadRequest, e.strerror or str(e), e.errno) from None
+            raise BadRequest(f"Illegal operation: {request.method} op={op}")
+        return await handler(request, split_path(request.match_info.get("path", "")))
 
     async def _stat(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
-        status = _file_status(self._locate(parts, follow=False), _display(parts))
+        status = _file_status(self.paths.locate(parts, follow=False), display_path(parts))
         return web.json_response({"FileStatus": status})
 
     async def _list(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
-        path = self._locate(parts, follow=True)
+        path = self.paths.locate(parts, follow=True)
         if not stat.S_ISDIR(os.stat(path).st_mode):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         # Entries carry bare names here, unlike GETFILESTATUS: the SDK joins them to the URI.
@@ -295,11 +216,11 @@ class Storage:
     async def _mkdirs(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         # Always parents and exist_ok: the SDK checks those itself with GETFILESTATUS first.
         # An existing file is still EEXIST.
-        self._locate(parts, follow=True).mkdir(parents=True, exist_ok=True)
+        self.paths.locate(parts, follow=True).mkdir(parents=True, exist_ok=True)
         return web.Response(status=201)
 
     async def _create(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
-        path = self._locate(parts, follow=True)
+        path = self.paths.locate(parts, follow=True)
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "Destination is a directory")
         path.parent.mkdir(parents=True, exist_ok=True)  # as the real server does
@@ -316,7 +237,7 @@ class Storage:
         if match is None or int(match[2]) < int(match[1]):
             raise ValueError("WRITE needs a header Content-Range: bytes START-END/*")
         start, end = int(match[1]), int(match[2])
-        path = self._locate(parts, follow=True)
+        path = self.paths.locate(parts, follow=True)
         file = await asyncio.to_thread(_open_for_writing, path, create=False)
         try:
             file.seek(start)
@@ -326,7 +247,7 @@ class Storage:
         return web.Response(status=200)
 
     async def _open(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
-        path = self._locate(parts, follow=True)
+        path = self.paths.locate(parts, follow=True)
         file, size = await asyncio.to_thread(_open_for_reading, path)
         try:
             try:
@@ -361,14 +282,14 @@ class Storage:
 
     async def _delete(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         # The SDK always sends it; without it nothing is removed recursively by accident.
-        recursive = _flag(request, "recursive", default=False)
+        recursive = query_flag(request, "recursive", strict=True)
         if not parts:
             raise PathEscapes("the storage root cannot be deleted")
-        path = self._locate(parts, follow=False)
+        path = self.paths.locate(parts, follow=False)
         if stat.S_ISDIR(os.lstat(path).st_mode) and not recursive:
             # Even when empty, as the real server: the SDK's rm without recursive is for files.
             raise IsADirectoryError(errno.EISDIR, "Is a directory, use recursive remove")
-        removed = _in_thread(_remove(path, _display(parts)))
+        removed = _in_thread(_remove(path, display_path(parts)))
         if NDJSON in request.headers.get("Accept", ""):
             # Streamed, one line per removed entry: the SDK reports them as progress.
             return await _stream_ndjson(request, removed)
@@ -382,20 +303,20 @@ class Storage:
             raise ValueError("RENAME needs a destination")
         # The SDK sends /<org>/<project>/<path>; a relative one is taken from the source's
         # directory, as on the real server.
-        target = _split(destination)
+        target = split_path(destination)
         if not destination.startswith("/"):
             target = parts[:-1] + target
         if not parts or not target:
             raise PathEscapes("the storage root cannot be renamed or replaced")
-        source = self._locate(parts, follow=False)
+        source = self.paths.locate(parts, follow=False)
         os.lstat(source)  # a missing source is the 404, whatever the destination
-        os.rename(source, self._locate(target, follow=False))
+        os.rename(source, self.paths.locate(target, follow=False))
         return web.Response(status=204)
 
     async def _disk_usage(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         # The filesystem holding the path; a project that has no files yet still has room.
-        path = self._locate(parts, follow=True)
-        while path != self._root and not path.exists():
+        path = self.paths.locate(parts, follow=True)
+        while path != self.paths.root and not path.exists():
             path = path.parent
         usage = await asyncio.to_thread(shutil.disk_usage, path)
         return web.json_response({"total": usage.total, "used": usage.used, "free": usage.free})
@@ -415,10 +336,7 @@ async def _stream_ndjson(
     except OSError as e:
         if not response.prepared:
             raise
-        line: dict[str, Any] = {"error": e.strerror or str(e)}
-        if e.errno is not None:
-            line["errno"] = errno.errorcode.get(e.errno, str(e.errno))
-        await response.write(_json_line(line))
+        await response.write(_json_line(os_error_body(e)))
     if not response.prepared:
         await response.prepare(request)
     await response.write_eof()

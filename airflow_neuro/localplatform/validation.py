@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from .errors import JobRequestError
 from .records import Job, Volume, utcnow
 from .settings import Settings
 
@@ -31,10 +33,6 @@ RESOURCE_KEYS = {
     "cpu", "memory", "memory_mb", "shm", "nvidia_gpu", "amd_gpu", "intel_gpu",
     "nvidia_gpu_model", "amd_gpu_model", "intel_gpu_model", "tpu",
 }  # fmt: skip
-
-
-class JobRequestError(ValueError):
-    """A request the platform refuses with 400; the text is the error the client shows."""
 
 
 def _fail(key: str, message: str) -> JobRequestError:
@@ -70,7 +68,7 @@ def _name(value: str | None) -> str | None:
         return None
     if not 3 <= len(value) <= 40:
         raise _fail("name", "length should be between 3 and 40 characters")
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise _fail("name", f"does not match pattern {NAME_RE.pattern}")
     if value.startswith("job-"):
         raise _fail("name", "must not start with 'job-'")
@@ -85,7 +83,7 @@ def _tags(value: Any) -> list[str]:
     if len(value) > MAX_TAGS:
         raise _fail("tags", f"list length is greater than {MAX_TAGS}")
     for tag in value:
-        if not tag or len(tag) > MAX_TAG_LENGTH or not TAG_RE.match(tag):
+        if not tag or len(tag) > MAX_TAG_LENGTH or not TAG_RE.fullmatch(tag):
             raise _fail("tags", f"{tag!r} is not a valid tag (1-{MAX_TAG_LENGTH} chars, no spaces)")
     return sorted(set(value))
 
@@ -159,31 +157,62 @@ def _restart_policy(data: dict[str, Any]) -> str:
     return policy
 
 
+@dataclass(frozen=True)
+class _Size:
+    preset_name: str | None
+    cpu: float
+    memory: int
+
+
 def parse_job_request(body: Any, *, from_preset: bool, settings: Settings, owner: str) -> Job:
-    """Turn a POST /jobs body into a pending Job, or raise JobRequestError."""
+    """Turn a POST /jobs body into a pending Job, or raise JobRequestError.
+
+    The parts are checked in a fixed order: a request with several faults is always refused
+    for the same one.
+    """
     if not isinstance(body, dict):
         raise JobRequestError("Invalid job request: the body must be a JSON object")
-    container: Any
+    container = _container(body, from_preset=from_preset)
+    resources = _resources(container)
+    size = _size(body, resources, from_preset=from_preset, settings=settings)
+    _check_placement(body, settings)
+    return _job(body, container, resources, size, settings=settings, owner=owner)
+
+
+def _container(body: dict[str, Any], *, from_preset: bool) -> dict[str, Any]:
+    """The container's fields, wherever the request puts them."""
+    container: dict[str, Any]
     if from_preset:
         # jobs.start sends the container fields flat, beside the job fields.
-        container = {k: v for k, v in body.items() if k in CONTAINER_KEYS}
         _check_unknown(body, JOB_KEYS | CONTAINER_KEYS, "")
+        container = {k: v for k, v in body.items() if k in CONTAINER_KEYS}
     else:
         _check_unknown(body, JOB_KEYS | {"container"}, "")
-        container = body.get("container")
-        if not isinstance(container, dict):
+        nested = body.get("container")
+        if not isinstance(nested, dict):
             raise _fail("container", "is required")
-        _check_unknown(container, CONTAINER_KEYS, "container.")
+        _check_unknown(nested, CONTAINER_KEYS, "container.")
+        container = nested
     for key in ("secret_env", "secret_volumes", "disk_volumes"):
         if container.get(key):
             raise _fail(key, "secrets and disks are not available on the local platform")
+    return container
 
+
+def _resources(container: dict[str, Any]) -> dict[str, Any]:
     resources = container.get("resources") or {}
     if not isinstance(resources, dict):
         raise _fail("resources", "value is not a dict")
     _check_unknown(resources, RESOURCE_KEYS, "resources.")
+    return resources
+
+
+def _size(
+    body: dict[str, Any], resources: dict[str, Any], *, from_preset: bool, settings: Settings
+) -> _Size:
+    """CPU and memory: a named preset's, which wins over any the request also gives, or
+    else the request's own."""
     preset_name = _str(body, "preset_name")
-    gpu = {k: v for k, v in resources.items() if "gpu" in k or k == "tpu"}
     if from_preset:
         if preset_name is None:
             raise _fail("preset_name", "is required")
@@ -193,33 +222,65 @@ def parse_job_request(body: Any, *, from_preset: bool, settings: Settings, owner
         preset = settings.preset(preset_name)
         if preset is None:
             raise JobRequestError("Preset was not found")
-        cpu: Any = preset.cpu
-        memory: Any = preset.memory
+        size = _Size(preset_name, float(preset.cpu), int(preset.memory))
     else:
-        cpu, memory = resources.get("cpu"), resources.get("memory")
-        if memory is None and "memory_mb" in resources:
-            memory = int(resources["memory_mb"]) * 2**20
-        if not isinstance(cpu, (int, float)) or cpu <= 0:
-            raise _fail("resources.cpu", "value should be a number greater than 0")
-        if not isinstance(memory, int) or memory <= 0:
-            raise _fail("resources.memory", "value should be an integer greater than 0")
-    if gpu:
+        cpu, memory = _explicit_size(resources)
+        size = _Size(None, cpu, memory)
+    if any("gpu" in k or k == "tpu" for k in resources):
         raise _fail("resources", "GPUs and TPUs are not available on the local platform")
+    return size
 
+
+def _explicit_size(resources: dict[str, Any]) -> tuple[float, int]:
+    cpu, memory = resources.get("cpu"), resources.get("memory")
+    if memory is None and "memory_mb" in resources:
+        memory = int(resources["memory_mb"]) * 2**20
+    if not isinstance(cpu, (int, float)) or cpu <= 0:
+        raise _fail("resources.cpu", "value should be a number greater than 0")
+    if not isinstance(memory, int) or memory <= 0:
+        raise _fail("resources.memory", "value should be an integer greater than 0")
+    return float(cpu), int(memory)
+
+
+def _check_placement(body: dict[str, Any], settings: Settings) -> None:
+    """One cluster, org and project are served: a job asked for elsewhere is refused, not
+    quietly run here. NO_ORG, the SDK's name for no org, is taken as this one."""
     for key, expected in (("cluster_name", settings.cluster), ("org_name", settings.org),
                           ("project_name", settings.project)):  # fmt: skip
         given = body.get(key)
         no_org = key == "org_name" and given == "NO_ORG"
         if given is not None and given != expected and not no_org:
             raise JobRequestError(f"{key} {given!r} is not served here; use {expected!r}")
+
+
+def _image(container: dict[str, Any]) -> str:
     image = _str(container, "image", required=True)
     assert image is not None
     if not image.strip():
         raise _fail("image", "must not be empty")
-    http_port, http_auth = _http(container.get("http"))
-    schedule_timeout = body.get("schedule_timeout")
-    if schedule_timeout is not None and not isinstance(schedule_timeout, (int, float)):
+    return image
+
+
+def _schedule_timeout(body: dict[str, Any]) -> float | None:
+    value = body.get("schedule_timeout")
+    if value is not None and not isinstance(value, (int, float)):
         raise _fail("schedule_timeout", "value is not a number")
+    return value
+
+
+def _job(
+    body: dict[str, Any],
+    container: dict[str, Any],
+    resources: dict[str, Any],
+    size: _Size,
+    *,
+    settings: Settings,
+    owner: str,
+) -> Job:
+    """The job itself from the remaining fields, each checked as it is read."""
+    image = _image(container)
+    http_port, http_auth = _http(container.get("http"))
+    schedule_timeout = _schedule_timeout(body)
     return Job(
         id=f"job-{uuid.uuid4()}",
         owner=owner,
@@ -227,10 +288,10 @@ def parse_job_request(body: Any, *, from_preset: bool, settings: Settings, owner
         org_name=settings.org,
         project_name=settings.project,
         image=image,
-        cpu=float(cpu),
-        memory=int(memory),
+        cpu=size.cpu,
+        memory=size.memory,
         created_at=utcnow(),
-        preset_name=preset_name,
+        preset_name=size.preset_name,
         name=_name(_str(body, "name")),
         description=_str(body, "description"),
         tags=_tags(body.get("tags")),

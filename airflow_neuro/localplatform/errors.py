@@ -1,0 +1,82 @@
+"""The errors handlers and services raise, and the one middleware that answers clients with them.
+
+Every error answer is JSON: ``{"error": <message>}``, plus ``"errno"`` (a name such as
+``"ENOENT"``) for a file-system error, which the SDK raises again as the same OSError.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(ValueError):
+    """A request the platform refuses with 400; the text is the error the client shows."""
+
+
+class JobRequestError(BadRequest):
+    """A job request the real platform refuses too, with the same text."""
+
+
+class JobNameTaken(JobRequestError):
+    """A live job in the same project already has the name; a finished one frees it."""
+
+
+class JobNotFound(LookupError):
+    """No job has that id, nor, among its owner's jobs, that name."""
+
+
+class PathEscapes(ValueError):
+    """A storage path that would lead outside the storage root."""
+
+
+def error_body(message: str, code: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": message}
+    if code is not None:
+        body["errno"] = errno.errorcode.get(code, str(code))
+    return body
+
+
+def os_error_body(e: OSError) -> dict[str, Any]:
+    return error_body(e.strerror or str(e), e.errno)
+
+
+def _file_error(e: ValueError | OSError) -> web.Response:
+    if isinstance(e, ValueError):  # first: a few errors are both, and carry no errno
+        return web.json_response(error_body(str(e)), status=400)
+    if isinstance(e, FileNotFoundError):
+        # 404, not 400: the SDK relies on ResourceNotFound (e.g. to decide mkdir/upload).
+        body = error_body(e.strerror or "Not found", errno.ENOENT)
+        return web.json_response(body, status=404)
+    return web.json_response(os_error_body(e), status=400)
+
+
+def error_middleware(file_api_prefixes: tuple[str, ...] = ()) -> Middleware:
+    """Answers the errors above wherever they are raised.
+
+    Under ``file_api_prefixes`` (the storage API) a file system's errors are part of the
+    answer: any ValueError is the request's fault and any OSError is reported with its errno.
+    Elsewhere they are the platform's own faults and stay 500s.
+    """
+
+    @web.middleware
+    async def handle_exceptions(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except PathEscapes as e:
+            return web.json_response(error_body(str(e)), status=403)
+        except (BadRequest, JobNotFound) as e:
+            # An unknown job is a 400 on the real platform too, not a 404.
+            return web.json_response(error_body(str(e)), status=400)
+        except (ValueError, OSError) as e:
+            if not request.path.startswith(file_api_prefixes):
+                raise
+            return _file_error(e)
+
+    return handle_exceptions
