@@ -19,6 +19,7 @@ from pathlib import Path
 import apolo_sdk
 from yarl import URL
 
+from airflow_neuro.client.identity import PREFIX, tag_value
 from airflow_neuro.localplatform.spawn import Served, spawned
 
 
@@ -31,14 +32,14 @@ def _airflow(*args: str, env: dict[str, str], log: Path) -> int:
 
 
 def _task(job: apolo_sdk.JobDescription) -> str:
-    return next(t.split(":", 1)[1] for t in job.tags if t.startswith("airflow-task:"))
+    return tag_value(job.tags, "task") or "-"
 
 
 async def _report(api_url: str, token: str, dag_id: str, config: Path) -> None:
     await apolo_sdk.login_with_token(token, url=URL(api_url), path=config)
     client = await apolo_sdk.get(path=config)
     try:
-        async with client.jobs.list(tags={f"airflow-dag:{dag_id}"}) as found:
+        async with client.jobs.list(tags={f"{PREFIX}dag:{dag_id}"}) as found:
             jobs = [job async for job in found]
         print(f"\nJobs the DAG ran on the local platform ({api_url}):")
         for job in jobs:

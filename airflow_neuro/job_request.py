@@ -13,18 +13,12 @@ from typing import Any
 
 import apolo_sdk
 
+from airflow_neuro.exceptions import JobArgumentError
+
 NAME_RE = re.compile(r"^[a-z](?:-?[a-z0-9])*$")
 MAX_TAGS = 16
 MAX_TAG_LENGTH = 256
 VOLUME_MODES = ("ro", "rw")
-
-
-class JobArgumentError(ValueError):
-    """A job argument the platform would refuse; the message names the argument."""
-
-    def __init__(self, argument: str, problem: str) -> None:
-        super().__init__(f"{argument}: {problem}")
-        self.argument = argument
 
 
 @dataclass(frozen=True)
@@ -205,7 +199,7 @@ class PreparedJob:
 def check_name(name: str, argument: str = "job_name") -> None:
     if not isinstance(name, str) or not 3 <= len(name) <= 40:
         raise JobArgumentError(argument, f"must be 3 to 40 characters, got {name!r}")
-    if not NAME_RE.match(name) or name.startswith("job-"):
+    if not NAME_RE.fullmatch(name) or name.startswith("job-"):
         raise JobArgumentError(
             argument,
             f"{name!r} is not allowed: lowercase letters, digits and single dashes, starting"

@@ -46,19 +46,19 @@ async def main(args: argparse.Namespace) -> None:
         os.environ["AIRFLOW_CONN_NEURO_DEFAULT"] = json.dumps(
             {"conn_type": "neuro", "password": p.token, "extra": {"api_url": p.api_url}}
         )
-        from airflow_neuro.hooks.neuro import NeuroConnectionParams, login, private_config_dir
+        from airflow_neuro.client import NeuroClient, NeuroConnectionParams
         from airflow_neuro.triggers.neuro import NeuroJobTrigger
-        from airflow_neuro.utils import job_flow
 
         params = NeuroConnectionParams(token=p.token, api_url=p.api_url)
-        client = await login(params, private_config_dir())
-        image = client.parse.remote_image("ubuntu")
+        client = await NeuroClient.connect(params)
+        sdk = client.sdk
+        image = sdk.parse.remote_image("ubuntu")
         rng = random.Random(7)
         durations = [rng.uniform(args.min_seconds, args.max_seconds) for _ in range(args.jobs)]
         jobs = []
         for start in range(0, args.jobs, 50):
             jobs += await asyncio.gather(*(
-                client.jobs.start(image=image, preset_name="cpu-small", command=f"sleep {d:.1f}")
+                sdk.jobs.start(image=image, preset_name="cpu-small", command=f"sleep {d:.1f}")
                 for d in durations[start:start + 50]
             ))  # fmt: skip
         print(f"{len(jobs)} jobs started", file=sys.stderr)
@@ -101,7 +101,7 @@ async def main(args: argparse.Namespace) -> None:
         lists = by_route.get("GET /api/v1/jobs", 0)
         latency = []
         for job in jobs:
-            done = await job_flow.status(client, job.id)
+            done = await client.status(job.id)
             assert done.history.finished_at is not None
             latency.append(fired[job.id] - done.history.finished_at.timestamp())
 
@@ -111,9 +111,8 @@ async def main(args: argparse.Namespace) -> None:
         cpu_s0 = resource.getrusage(resource.RUSAGE_SELF)
         poke_started = time.monotonic()
         for job in sample_jobs:  # each poke: a new hook, a login, one status, close
-            poke_client = await login(params, private_config_dir())
-            await job_flow.status(poke_client, job.id)
-            await poke_client.close()
+            async with NeuroClient.session(params) as poke_client:
+                await poke_client.status(job.id)
         poke_seconds = (time.monotonic() - poke_started) / len(sample_jobs)
         cpu_s1 = resource.getrusage(resource.RUSAGE_SELF)
         after = await platform_requests(p.api_url, p.token)

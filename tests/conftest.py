@@ -16,9 +16,6 @@ import apolo_sdk
 import pytest
 from yarl import URL
 
-from airflow_neuro.localplatform.spawn import spawned
-from airflow_neuro.utils.retry import retrying, status_tracer
-
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-neuro-tests-"))
 
@@ -32,6 +29,10 @@ os.environ.update(
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     }
 )
+
+# These import Airflow, which must see the environment above.
+from airflow_neuro.client.retry import retrying, status_tracer  # noqa: E402
+from airflow_neuro.localplatform.spawn import spawned  # noqa: E402
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

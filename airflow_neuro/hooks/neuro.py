@@ -1,125 +1,30 @@
-"""NeuroHook: an Airflow connection turned into a logged-in platform SDK client."""
+"""NeuroHook: the synchronous face of the client layer, for operators, sensors and DAG code."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import apolo_sdk
 from airflow.sdk import BaseHook
-from yarl import URL
 
-from airflow_neuro.utils.retry import retrying, status_tracer
-
-if TYPE_CHECKING:
-    from airflow.sdk import Connection
+from airflow_neuro.client import NeuroClient, NeuroConnectionParams, TaskIdentity
+from airflow_neuro.job_request import JobRequest
 
 T = TypeVar("T")
-
-DEFAULT_API_URL = "https://api.apolo.us/api/v1"
-EXTRA_FIELDS = ("token", "api_url", "cluster", "org", "project")
-
-
-@dataclass(frozen=True)
-class NeuroConnectionParams:
-    """What a ``neuro`` connection says: how to reach the platform and where to run."""
-
-    token: str
-    api_url: str = DEFAULT_API_URL
-    cluster: str | None = None
-    org: str | None = None
-    project: str | None = None
-    # Where a person sees a job: {job_id}, {cluster}, {org} and {project} are filled in.
-    job_url_template: str | None = None
-
-    def __repr__(self) -> str:  # never show the token, even in a traceback
-        return (
-            f"NeuroConnectionParams(api_url={self.api_url!r}, cluster={self.cluster!r},"
-            f" org={self.org!r}, project={self.project!r})"
-        )
-
-    @classmethod
-    def from_connection(cls, conn: Connection) -> NeuroConnectionParams:
-        extra = conn.extra_dejson
-
-        def field(name: str) -> str | None:
-            # The UI stores form fields plainly or with the old extra__neuro__ prefix.
-            value = extra.get(name) or extra.get(f"extra__neuro__{name}")
-            return str(value) if value not in (None, "") else None
-
-        token = conn.password or field("token")
-        if not token:
-            raise ValueError(
-                f"connection {conn.conn_id!r} has no token: set its password or the"
-                ' "token" key of its extra'
-            )
-        api_url = field("api_url") or _url_from_host(conn) or DEFAULT_API_URL
-        return cls(
-            token=token,
-            api_url=api_url,
-            cluster=field("cluster"),
-            org=field("org") or field("org_name"),
-            project=field("project") or field("project_name"),
-            job_url_template=field("job_url_template"),
-        )
-
-
-def _url_from_host(conn: Connection) -> str | None:
-    if not conn.host:
-        return None
-    if "://" in conn.host:
-        return conn.host
-    scheme = conn.schema or "https"
-    port = f":{conn.port}" if conn.port else ""
-    return f"{scheme}://{conn.host}{port}/api/v1"
-
-
-async def login(
-    params: NeuroConnectionParams, config_dir: Path, retry_budget: float = 300.0
-) -> apolo_sdk.Client:
-    """Log in with a token into ``config_dir`` and choose the cluster, org and project.
-
-    Logging in is one GET of the platform's config, so it is retried on transient faults.
-    """
-    factory = apolo_sdk.Factory(path=config_dir, trace_configs=[status_tracer()])
-
-    async def fresh_login() -> None:
-        (config_dir / "db").unlink(missing_ok=True)
-        await factory.login_with_token(params.token, url=URL(params.api_url))
-
-    await retrying(fresh_login, what="login", budget=retry_budget)
-    client = await factory.get()
-    try:
-        if params.cluster and params.cluster != client.config.cluster_name:
-            await client.config.switch_cluster(params.cluster)
-        if params.org and params.org != client.config.org_name:
-            await client.config.switch_org(params.org)
-        if params.project and params.project != client.config.project_name:
-            await client.config.switch_project(params.project)
-    except BaseException:
-        await client.close()
-        raise
-    return client
-
-
-def private_config_dir() -> Path:
-    """A fresh directory only this user can read, as the SDK requires for its config."""
-    return Path(tempfile.mkdtemp(prefix="airflow-neuro-"))
 
 
 class NeuroHook(BaseHook):
     """Talk to the Neu.ro / Apolo platform from synchronous Airflow code.
 
-    ``with NeuroHook() as hook: hook.run(hook.client.jobs.status(job_id))``. The hook owns
-    its event loop (never the global one), logs in once, into a private temporary config
-    directory that is removed on close, and turns coroutines into plain calls.
+    ``with NeuroHook() as hook: job = hook.get_job(job_id)``. The hook owns its event loop
+    (never the global one), logs in once, into a private temporary config directory that
+    is removed on close, and turns the client layer's coroutines into plain calls. For
+    anything it has no method for, ``hook.run(hook.client....)`` runs an SDK coroutine.
 
     :param neuro_conn_id: the ``neuro`` connection to use.
     :param retry_budget: seconds to keep retrying idempotent calls through transient faults
@@ -136,60 +41,45 @@ class NeuroHook(BaseHook):
         self.neuro_conn_id = neuro_conn_id
         self.retry_budget = retry_budget
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: apolo_sdk.Client | None = None
-        self._config_dir: Path | None = None
-        self._params: NeuroConnectionParams | None = None
+        self._client: NeuroClient | None = None
 
-    # -- connection -----------------------------------------------------------------------
+    # -- connection and life cycle --------------------------------------------------------
     def connection_params(self) -> NeuroConnectionParams:
         params = NeuroConnectionParams.from_connection(self.get_connection(self.neuro_conn_id))
         _mask(params.token)
         return params
 
-    # -- life cycle -------------------------------------------------------------------------
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
         return self._loop
 
-    def login(self) -> apolo_sdk.Client:
+    def login(self) -> NeuroClient:
         """Log in once; later calls give the same client."""
         if self._client is None:
-            params = self._params = self.connection_params()
-            self._config_dir = private_config_dir()
-            self._client = self.loop.run_until_complete(
-                login(params, self._config_dir, self.retry_budget)
-            )
+            connect = NeuroClient.connect(self.connection_params(), self.retry_budget)
+            self._client = self.loop.run_until_complete(connect)
         return self._client
 
     @property
-    def client(self) -> apolo_sdk.Client:
+    def async_client(self) -> NeuroClient:
+        """The client layer itself, logged in: its methods are coroutines for ``run``."""
         return self.login()
+
+    @property
+    def client(self) -> apolo_sdk.Client:
+        """The logged-in SDK client, for what the hook has no method for."""
+        return self.login().sdk
 
     @property
     def params(self) -> NeuroConnectionParams:
         """The connection as read at login (the token stays masked in logs)."""
-        self.login()
-        assert self._params is not None
-        return self._params
+        return self.login().params
 
     @property
     def is_open(self) -> bool:
         return self._client is not None
-
-    def job_page_url(self, job_id: str) -> str:
-        """Where a person sees the job: the connection's template, else its API resource."""
-        client = self.login()
-        assert self._params is not None
-        config = client.config
-        template = self._params.job_url_template or str(config.api_url / "jobs") + "/{job_id}"
-        return template.format(
-            job_id=job_id,
-            cluster=config.cluster_name,
-            org=config.org_name,
-            project=config.project_name,
-        )
 
     def close(self) -> None:
         try:
@@ -201,9 +91,6 @@ class NeuroHook(BaseHook):
                 self._loop.run_until_complete(self._loop.shutdown_asyncgens())
                 self._loop.close()
             self._loop = None
-            if self._config_dir is not None:
-                shutil.rmtree(self._config_dir, ignore_errors=True)
-                self._config_dir = None
 
     def __enter__(self) -> NeuroHook:
         self.login()
@@ -219,8 +106,54 @@ class NeuroHook(BaseHook):
 
     def __del__(self) -> None:
         # A hook that was never closed still must not leave the token on disk.
-        if getattr(self, "_config_dir", None) is not None:
-            shutil.rmtree(self._config_dir, ignore_errors=True)  # type: ignore[arg-type]
+        client = getattr(self, "_client", None)
+        if client is not None:
+            shutil.rmtree(client.config_dir, ignore_errors=True)
+
+    # -- jobs -----------------------------------------------------------------------------
+    def get_job(self, job_id: str) -> apolo_sdk.JobDescription:
+        """The job's description, status and history included."""
+        return self.run(self.async_client.status(job_id))
+
+    def find_jobs(
+        self, tags: Iterable[str], statuses: Iterable[apolo_sdk.JobStatus | str] = ()
+    ) -> list[apolo_sdk.JobDescription]:
+        """Jobs carrying every one of ``tags`` (and in one of ``statuses``), newest first."""
+        states = [apolo_sdk.JobStatus(s) for s in statuses]
+        return self.run(self.async_client.find_jobs(tags, states))
+
+    def submit_job(self, request: JobRequest, identity: TaskIdentity) -> apolo_sdk.JobDescription:
+        """Check the request against the cluster and start the job exactly once."""
+        prepared = request.resolve(self.client, identity.tags)
+        return self.run(self.async_client.submit_once(prepared, identity))
+
+    def wait_for_job(
+        self, job_id: str, statuses: Iterable[apolo_sdk.JobStatus], poll_interval: float = 10.0
+    ) -> apolo_sdk.JobDescription:
+        """Wait until the job is in one of ``statuses`` or has finished."""
+        return self.run(self.async_client.wait_for(job_id, statuses, poll_interval))
+
+    def iter_job_log(self, job_id: str) -> Iterator[str]:
+        """The job's log, line by line as it is written, until the job ends."""
+        return self.run_iter(self.async_client.log_lines(job_id))
+
+    def cancel_job(self, job_id: str) -> None:
+        """Cancel the job (a finished job stays as it is)."""
+        self.run(self.async_client.cancel(job_id))
+
+    def job_page_url(self, job_id: str) -> str:
+        """Where a person sees the job: the connection's template, else its API resource."""
+        return self.async_client.job_page_url(job_id)
+
+    # -- storage --------------------------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` (``models/m.pth``, from the project's root, or a ``storage:`` URI)
+        is on storage."""
+        return self.run(self.async_client.exists(path))
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        """A whole text file from storage; ``apolo_sdk.ResourceNotFound`` when missing."""
+        return self.run(self.async_client.read_bytes(path)).decode(encoding)
 
     # -- the sync bridge ------------------------------------------------------------------
     def run(self, coro: Awaitable[T]) -> T:
@@ -230,8 +163,7 @@ class NeuroHook(BaseHook):
 
     def run_retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         """Run an idempotent call, again on transient faults, within the retry budget."""
-        self.login()
-        return self.loop.run_until_complete(retrying(call, what=what, budget=self.retry_budget))
+        return self.run(self.async_client.retrying(call, what))
 
     def run_iter(self, items: AsyncIterator[T] | AbstractAsyncContextManager[Any]) -> Iterator[T]:
         """Yield the items of an async iterator one at a time, as they come.
@@ -247,14 +179,21 @@ class NeuroHook(BaseHook):
             iterator: AsyncIterator[T] = loop.run_until_complete(manager.__aenter__())
         else:
             iterator = items.__aiter__()
+        step: asyncio.Task[T] | None = None
         try:
             while True:
+                step = loop.create_task(_anext(iterator))
                 try:
-                    yield loop.run_until_complete(_anext(iterator))
+                    yield loop.run_until_complete(step)
                 except StopAsyncIteration:
                     return
         finally:
             if not loop.is_closed():
+                if step is not None and not step.done():
+                    # Interrupted mid-step (a signal, a timeout): the iterator is still
+                    # inside that step, and cannot be closed before it is stopped.
+                    step.cancel()
+                    loop.run_until_complete(asyncio.gather(step, return_exceptions=True))
                 if manager is not None:
                     loop.run_until_complete(manager.__aexit__(None, None, None))
                 elif hasattr(iterator, "aclose"):

@@ -11,13 +11,21 @@ import apolo_sdk
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 
-from airflow_neuro.hooks.neuro import NeuroConnectionParams, NeuroHook
-from airflow_neuro.job_request import JobArgumentError, JobRequest
+from airflow_neuro.client import (
+    FINISHED,
+    LIVE,
+    STARTED,
+    JobSummary,
+    NeuroConnectionParams,
+    TaskIdentity,
+    cancel_job,
+)
+from airflow_neuro.exceptions import JobArgumentError
+from airflow_neuro.hooks.neuro import NeuroHook
+from airflow_neuro.job_request import JobRequest
 from airflow_neuro.links.neuro import JOB_INFO_KEY, JOB_PAGE_KEY, NeuroJobHttpLink, NeuroJobLink
-from airflow_neuro.triggers.neuro import NeuroJobTrigger, job_from_event
-from airflow_neuro.utils import job_flow
-from airflow_neuro.utils.job_info import check_outcome, job_info, summary
-from airflow_neuro.utils.task_tags import task_instance_tags
+from airflow_neuro.triggers.events import JobEvent
+from airflow_neuro.triggers.neuro import NeuroJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -162,55 +170,55 @@ class NeuroRunOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
-        identity = task_instance_tags(ti)
+        identity = TaskIdentity.of(ti)
         request = self.job_request()
-        request.check(identity)  # before any connection is made
+        request.check(identity.tags)  # before any connection is made
         if self.job_is_preemptible and self.job_resources is not None:
             self.log.warning(
                 "job_is_preemptible is ignored: the platform chooses preemptible nodes by preset"
             )
         with NeuroHook(self.neuro_conn_id, retry_budget=self.retry_budget) as hook:
-            client, budget = hook.client, self.retry_budget
             self._conn_params = hook.params
             job = self._earlier_job(hook, identity)
             if job is None:
-                prepared = request.resolve(client, identity)
-                job = hook.run(job_flow.submit_once(client, prepared, identity, budget))
+                job = hook.submit_job(request, identity)
                 self.log.info("Started job %s (%s)", job.id, job.status.value)
             self.job_id = job.id
-            ti.xcom_push(key=JOB_INFO_KEY, value=job_info(job))
+            ti.xcom_push(key=JOB_INFO_KEY, value=JobSummary.of(job).xcom())
             ti.xcom_push(key=JOB_PAGE_KEY, value=hook.job_page_url(job.id))
-            wanted = job_flow.STARTED if self.job_detach else job_flow.FINISHED
+            wanted = STARTED if self.job_detach else FINISHED
             if self.deferrable and job.status not in wanted:
-                self.defer(
-                    trigger=NeuroJobTrigger(
-                        job_id=job.id,
-                        neuro_conn_id=self.neuro_conn_id,
-                        statuses=sorted(s.value for s in wanted),
-                        poll_interval=self.poll_interval,
-                        follow_log=not self.job_detach,
-                        cancel_on_kill=self.cancel_on_kill,
-                        retry_budget=self.retry_budget,
-                    ),
-                    method_name="execute_complete",
-                    timeout=self.execution_timeout,
-                )
+                self._defer(job.id, wanted)
             try:
                 if not self.job_detach:
-                    hook.run(job_flow.follow_log(client, job.id, self._log_line, budget))
-                job = hook.run(
-                    job_flow.wait_for(client, job.id, wanted, self.poll_interval, budget)
-                )
+                    for line in hook.iter_job_log(job.id):
+                        self.log.info("%s", line)
+                job = hook.wait_for_job(job.id, wanted, self.poll_interval)
             except BaseException:
                 # Killed, timed out or broken: do not leave the job running and billing.
                 if self.cancel_on_kill:
                     self._cancel()
                 raise
-        return self._finish(summary(job))
+        return self._finish(JobSummary.of(job))
+
+    def _defer(self, job_id: str, wanted: frozenset[apolo_sdk.JobStatus]) -> None:
+        self.defer(
+            trigger=NeuroJobTrigger(
+                job_id=job_id,
+                neuro_conn_id=self.neuro_conn_id,
+                statuses=sorted(s.value for s in wanted),
+                poll_interval=self.poll_interval,
+                follow_log=not self.job_detach,
+                cancel_on_kill=self.cancel_on_kill,
+                retry_budget=self.retry_budget,
+            ),
+            method_name="execute_complete",
+            timeout=self.execution_timeout,
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: the same checks and XCom as a task that waited."""
-        return self._finish(job_from_event(event))
+        return self._finish(JobEvent.from_json(event).job_or_raise())
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
@@ -223,34 +231,27 @@ class NeuroRunOperator(BaseOperator):
                 self._cancel()
         return super().resume_execution(next_method, next_kwargs, context)
 
-    def _finish(self, facts: Mapping[str, Any]) -> dict[str, Any]:
-        check_outcome(facts, self.raise_on_errno)
-        self.log.info(
-            "Job %s is %s (exit code %s)", facts["id"], facts["status"], facts["exit_code"]
-        )
-        return job_info(facts)
+    def _finish(self, job: JobSummary) -> dict[str, Any]:
+        job.check_outcome(self.raise_on_errno)
+        self.log.info("Job %s is %s (exit code %s)", job.id, job.status, job.exit_code)
+        return job.xcom()
 
-    def _earlier_job(self, hook: NeuroHook, identity: list[str]) -> apolo_sdk.JobDescription | None:
+    def _earlier_job(
+        self, hook: NeuroHook, identity: TaskIdentity
+    ) -> apolo_sdk.JobDescription | None:
         """A job an earlier try of this task instance started, when it should be taken over."""
         if not self.reattach_on_restart:
             return None
-        stable = identity[:4]  # dag, task, run, map index: not the try number
-        budget = self.retry_budget
-        live = hook.run(job_flow.find_jobs(hook.client, stable, job_flow.LIVE, budget))
+        live = hook.find_jobs(identity.instance_tags, LIVE)
         if live:
             self.log.info("Reattaching to live job %s started by an earlier try", live[0].id)
             return live[0]
         if self.reuse_finished_job:
-            done = hook.run(
-                job_flow.find_jobs(hook.client, stable, {apolo_sdk.JobStatus.SUCCEEDED}, budget)
-            )
+            done = hook.find_jobs(identity.instance_tags, [apolo_sdk.JobStatus.SUCCEEDED])
             if done:
                 self.log.info("Reusing job %s that an earlier try ran to success", done[0].id)
                 return done[0]
         return None
-
-    def _log_line(self, line: str) -> None:
-        self.log.info("%s", line)
 
     def _cancel(self) -> None:
         """Cancel the job from wherever this runs: a signal handler may interrupt the hook's
@@ -263,7 +264,7 @@ class NeuroRunOperator(BaseOperator):
 
         def cancel() -> None:
             try:
-                asyncio.run(job_flow.cancel_with(params, job_id))
+                asyncio.run(cancel_job(params, job_id))
             except BaseException as e:
                 failure.append(e)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,12 +11,11 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_neuro.exceptions import NeuroJobError
+from airflow_neuro.client import JobSummary
+from airflow_neuro.exceptions import JobArgumentError, NeuroJobError
 from airflow_neuro.hooks.neuro import NeuroHook
-from airflow_neuro.job_request import JobArgumentError
-from airflow_neuro.triggers.neuro import NeuroJobTrigger, job_from_event
-from airflow_neuro.utils import job_flow
-from airflow_neuro.utils.job_info import describe, summary
+from airflow_neuro.triggers.events import JobEvent
+from airflow_neuro.triggers.neuro import NeuroJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -95,17 +94,16 @@ class NeuroJobStatusSensor(BaseSensorOperator):
         return self.job_id.strip()
 
     def poke(self, context: Context) -> bool:
-        hook = self._logged_in()
-        job = hook.run(job_flow.status(hook.client, self._checked_job_id(), self.retry_budget))
-        self.log.info("Job %s is %s", job.id, job.status.value)
-        return self._reached(summary(job))
+        job = JobSummary.of(self._logged_in().get_job(self._checked_job_id()))
+        self.log.info("Job %s is %s", job.id, job.status)
+        return self._reached(job)
 
-    def _reached(self, facts: Mapping[str, Any]) -> bool:
-        if facts["status"] in {s.value for s in self.job_statuses}:
+    def _reached(self, job: JobSummary) -> bool:
+        if job.status in {s.value for s in self.job_statuses}:
             return True
-        if facts["status"] in {s.value for s in job_flow.FINISHED}:
+        if job.is_finished:
             wanted = ", ".join(sorted(s.value for s in self.job_statuses))
-            raise NeuroJobError(f"{describe(facts)}; it will never be {wanted}")
+            raise NeuroJobError(f"{job.describe()}; it will never be {wanted}", job=job)
         return False
 
     def execute(self, context: Context) -> Any:
@@ -133,10 +131,10 @@ class NeuroJobStatusSensor(BaseSensorOperator):
                 self._hook = None
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
-        job = job_from_event(event)
-        self.log.info("Job %s is %s", job["id"], job["status"])
+        job = JobEvent.from_json(event).job_or_raise()
+        self.log.info("Job %s is %s", job.id, job.status)
         if not self._reached(job):
-            raise NeuroJobError(f"the trigger fired before job {job['id']} was done")
+            raise NeuroJobError(f"the trigger fired before job {job.id} was done", job=job)
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
@@ -153,7 +151,7 @@ class NeuroJobStatusSensor(BaseSensorOperator):
         job_id = self._checked_job_id()
         try:
             with NeuroHook(self.neuro_conn_id, retry_budget=30.0) as hook:
-                hook.run(job_flow.cancel(hook.client, job_id))
+                hook.cancel_job(job_id)
             self.log.info("Timed out: cancelled job %s", job_id)
         except Exception:
             self.log.exception("Timed out, and could not cancel job %s", job_id)

@@ -8,25 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-import yarl
 from airflow.providers.standard.operators.python import BranchPythonOperator
 from airflow.sdk import DAG
-from apolo_sdk import ResourceNotFound
 
 from airflow_neuro.hooks.neuro import NeuroHook
 from airflow_neuro.operators.neuro import NeuroRunOperator
 
 
 def check_model(templates_dict: dict[str, Any], **_: Any) -> str:
-    model = yarl.URL("storage:" + templates_dict["model_path"])
-    hook = NeuroHook()
-    with hook:
-        try:
-            # run_retrying, unlike run, asks again through transient platform faults.
-            hook.run_retrying(lambda: hook.client.storage.stat(model), "stat of the model")
+    with NeuroHook() as hook:
+        # The hook's methods ask again through transient platform faults.
+        if hook.exists(templates_dict["model_path"]):
             return "process_with_model"
-        except ResourceNotFound:
-            return "process_without_model"
+        return "process_without_model"
 
 
 with DAG(

@@ -39,8 +39,7 @@ def test_logs_in_once_into_a_private_dir_removed_on_close(
     with hook:
         client = hook.client
         assert hook.client is client  # one login for the hook's life
-        config_dir = hook._config_dir
-        assert config_dir is not None
+        config_dir = hook.async_client.config_dir
         assert config_dir.stat().st_mode & 0o777 == 0o700
         assert not config_dir.is_relative_to(Path.home())
         assert client.config.cluster_name == "local"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import apolo_sdk
 import pytest
 
+from airflow_neuro.client import TaskIdentity
+from airflow_neuro.exceptions import JobArgumentError
 from airflow_neuro.hooks.neuro import NeuroHook
-from airflow_neuro.job_request import JobArgumentError, JobRequest
-from airflow_neuro.utils import job_flow
+from airflow_neuro.job_request import JobRequest
 
 from ..conftest import PlatformProcess
 
@@ -71,18 +72,12 @@ def test_unknown_preset_is_caught_before_sending(platform_process: PlatformProce
 def test_a_taken_name_is_taken_over_only_from_the_same_task(
     platform_process: PlatformProcess,
 ) -> None:
-    identity = ["airflow-dag:d", "airflow-task:t", "airflow-run:r", "airflow-map-index:-1"]
     with NeuroHook() as hook:
-        client = hook.client
         request = JobRequest(job_command="sleep 30", job_image="ubuntu", job_name="named-once")
-        first = hook.run(
-            job_flow.submit_once(client, request.resolve(client, [*identity, "airflow-try:1"]),
-                                 [*identity, "airflow-try:1"])
-        )  # fmt: skip
-        retry = [*identity, "airflow-try:2"]
-        again = hook.run(job_flow.submit_once(client, request.resolve(client, retry), retry))
+        first = hook.submit_job(request, TaskIdentity("d", "t", "r", -1, 1))
+        again = hook.submit_job(request, TaskIdentity("d", "t", "r", -1, 2))
         assert again.id == first.id  # the platform refused the name; the job was ours
-        other = ["airflow-dag:other", "airflow-task:t", "airflow-run:r", "airflow-map-index:-1"]
+        other = TaskIdentity("other", "t", "r", -1, 1)
         with pytest.raises(JobArgumentError, match="job_name: 'named-once' is taken by live job"):
-            hook.run(job_flow.submit_once(client, request.resolve(client, other), other))
-        hook.run(client.jobs.kill(first.id))
+            hook.submit_job(request, other)
+        hook.cancel_job(first.id)

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from airflow_neuro.client import NeuroClient
 from airflow_neuro.hooks.neuro import NeuroHook
-from airflow_neuro.triggers import neuro as trigger_module
-from airflow_neuro.triggers.neuro import CLIENTS, NeuroJobTrigger
+from airflow_neuro.triggers.neuro import NeuroJobTrigger
+from airflow_neuro.triggers.pool import CLIENTS
 
 from ..conftest import PlatformProcess
 
@@ -28,13 +29,13 @@ def test_triggers_share_one_login_per_connection(
 ) -> None:
     job_ids = start_jobs([f"sleep {0.2 * i}" for i in range(1, 9)] + ["sh -c 'exit 2'"])
     logins: list[str] = []
-    real_login = trigger_module.login  # type: ignore[attr-defined]
+    real_connect = NeuroClient.connect
 
-    async def counted_login(*args: Any, **kwargs: Any) -> Any:
+    async def counted_login(*args: Any, **kwargs: Any) -> NeuroClient:
         logins.append("login")
-        return await real_login(*args, **kwargs)
+        return await real_connect(*args, **kwargs)
 
-    monkeypatch.setattr(trigger_module, "login", counted_login)
+    monkeypatch.setattr(NeuroClient, "connect", counted_login)
 
     async def fire(job_id: str) -> dict[str, Any]:
         trigger = NeuroJobTrigger(job_id=job_id, poll_interval=0.5)
@@ -52,13 +53,6 @@ def test_triggers_share_one_login_per_connection(
     assert [e["result"] for e in events] == ["done"] * 9
     assert [e["job"]["status"] for e in events] == ["succeeded"] * 8 + ["failed"]
     assert events[-1]["job"]["exit_code"] == 2
-
-
-def test_trigger_round_trips_through_serialize(platform_process: PlatformProcess) -> None:
-    trigger = NeuroJobTrigger(job_id="job-x", statuses=["running"], follow_log=True)
-    path, kwargs = trigger.serialize()
-    assert path == "airflow_neuro.triggers.neuro.NeuroJobTrigger"
-    assert NeuroJobTrigger(**kwargs).serialize() == (path, kwargs)
 
 
 def test_trigger_on_kill_cancels_the_job(platform_process: PlatformProcess) -> None:

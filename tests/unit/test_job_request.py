@@ -7,7 +7,8 @@ from typing import Any
 import apolo_sdk
 import pytest
 
-from airflow_neuro.job_request import JobArgumentError, JobRequest
+from airflow_neuro.exceptions import JobArgumentError
+from airflow_neuro.job_request import JobRequest
 
 IDENTITY = [
     "airflow-dag:d",

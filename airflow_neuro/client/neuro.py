@@ -1,0 +1,259 @@
+"""NeuroClient: every platform step the provider takes, as methods of one async object.
+
+It holds a logged-in SDK client and the retry budget, so each operation rides out
+transient faults without being told how: find a job from an earlier try, create one
+without ever creating two, follow its log without losing or repeating a line, wait for a
+status, cancel, and read storage. The hook is its synchronous face; triggers use it as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import re
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import apolo_sdk
+from yarl import URL
+
+from airflow_neuro.client.connection import NeuroConnectionParams, login, private_config_dir
+from airflow_neuro.client.identity import TaskIdentity
+from airflow_neuro.client.retry import Outage, is_transient, retrying
+from airflow_neuro.exceptions import JobArgumentError
+from airflow_neuro.job_request import PreparedJob
+
+T = TypeVar("T")
+
+NAME_TAKEN = re.compile(r"job with name '[^']*' and project '[^']*' already exists: '([^']+)'")
+# A cancel is sent while a task is being killed: it must not hold the kill up for long.
+CANCEL_BUDGET = 60.0
+
+
+class NeuroClient:
+    """A logged-in platform client with its retry budget bound once.
+
+    ``async with NeuroClient.session(params) as client: await client.status(job_id)``.
+    It logs in into a private config directory of its own, removed on close.
+    """
+
+    def __init__(
+        self,
+        sdk: apolo_sdk.Client,
+        params: NeuroConnectionParams,
+        config_dir: Path,
+        retry_budget: float = 300.0,
+    ) -> None:
+        self.sdk = sdk
+        self.params = params
+        self.config_dir = config_dir
+        self.retry_budget = retry_budget
+
+    @classmethod
+    async def connect(
+        cls, params: NeuroConnectionParams, retry_budget: float = 300.0
+    ) -> NeuroClient:
+        config_dir = private_config_dir()
+        try:
+            sdk = await login(params, config_dir, retry_budget)
+        except BaseException:
+            shutil.rmtree(config_dir, ignore_errors=True)
+            raise
+        return cls(sdk, params, config_dir, retry_budget)
+
+    async def close(self) -> None:
+        try:
+            await self.sdk.close()
+        finally:
+            shutil.rmtree(self.config_dir, ignore_errors=True)
+
+    @classmethod
+    @asynccontextmanager
+    async def session(
+        cls, params: NeuroConnectionParams, retry_budget: float = 300.0
+    ) -> AsyncIterator[NeuroClient]:
+        """``async with NeuroClient.session(params) as client:`` logs in, and out at the end."""
+        client = await cls.connect(params, retry_budget)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+    @property
+    def config(self) -> apolo_sdk.Config:
+        return self.sdk.config
+
+    async def retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """``await call()`` through transient faults, within the budget: idempotent calls only."""
+        return await retrying(call, what=what, budget=self.retry_budget)
+
+    # -- jobs -----------------------------------------------------------------------------
+    async def status(self, job_id: str) -> apolo_sdk.JobDescription:
+        return await self.retrying(lambda: self.sdk.jobs.status(job_id), f"the status of {job_id}")
+
+    async def find_jobs(
+        self, tags: Iterable[str], statuses: Iterable[apolo_sdk.JobStatus] = ()
+    ) -> list[apolo_sdk.JobDescription]:
+        """Jobs carrying every tag, newest first."""
+        wanted, states = set(tags), set(statuses)
+
+        async def listed() -> list[apolo_sdk.JobDescription]:
+            async with self.sdk.jobs.list(tags=wanted, statuses=states, reverse=True) as jobs:
+                return [job async for job in jobs]
+
+        return await self.retrying(listed, "the job list")
+
+    async def submit_once(
+        self, prepared: PreparedJob, identity: TaskIdentity
+    ) -> apolo_sdk.JobDescription:
+        """Create the job; after an answer that may have been lost, look for it before
+        trying again, so that a job is never created twice."""
+
+        async def create() -> apolo_sdk.JobDescription:
+            try:
+                return await prepared.submit(self.sdk)
+            except apolo_sdk.IllegalArgumentError as e:
+                taken = NAME_TAKEN.search(str(e))
+                if taken is None:
+                    raise
+                # Ours from an earlier attempt: use it. Someone else's: say so by name.
+                other = await self.status(taken.group(1))
+                if identity.started(other.tags):
+                    return other
+                raise JobArgumentError(
+                    "job_name",
+                    f"{prepared.name!r} is taken by live job {other.id}, not started by this task",
+                ) from None
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                landed = await self.find_jobs(identity.tags)
+                if landed:
+                    return landed[0]
+                raise
+
+        return await self.retrying(create, "creating the job")
+
+    async def wait_for(
+        self,
+        job_id: str,
+        wanted: Iterable[apolo_sdk.JobStatus],
+        poll_interval: float,
+        first_delay: float = 0.05,
+    ) -> apolo_sdk.JobDescription:
+        """Poll until the job is in one of ``wanted`` or has finished: soon at first, then less."""
+        states = set(wanted)
+        delay = first_delay
+        while True:
+            job = await self.status(job_id)
+            if job.status in states or job.status.is_finished:
+                return job
+            await asyncio.sleep(delay)
+            delay = min(poll_interval, delay * 1.5)
+
+    async def log_lines(self, job_id: str) -> AsyncIterator[str]:
+        """The job's log line by line as it comes, until the job ends.
+
+        A stream that breaks is opened again and the bytes already read are skipped, so no
+        line is lost or repeated. The SDK ends a cut WebSocket as quietly as a finished one,
+        so a stream that ends while the job still runs is resumed, and after any cut the
+        finished log is read once more to be sure of its tail.
+        """
+        lines = _LineSplitter()
+        cuts = 0
+        while True:
+            outage = Outage(f"the log of {job_id}", self.retry_budget, progress=lines.received)
+            while True:
+                skip = lines.received
+                try:
+                    async with self.sdk.jobs.monitor(job_id) as chunks:
+                        async for chunk in chunks:
+                            if skip:
+                                drop = min(skip, len(chunk))
+                                chunk, skip = chunk[drop:], skip - drop
+                            for line in lines.feed(chunk):
+                                yield line
+                    break
+                except Exception as e:
+                    await outage.ride_out(e, progress=lines.received)
+            job = await self.status(job_id)
+            if not job.status.is_finished:
+                cuts += 1  # closed under a live job: the connection was cut
+                continue
+            if cuts == 0:
+                break
+            cuts = 0  # one more pass over the finished log, to be sure of its tail
+        for line in lines.finish():
+            yield line
+
+    async def cancel(self, job_id: str) -> None:
+        budget = min(self.retry_budget, CANCEL_BUDGET)
+        await retrying(lambda: self.sdk.jobs.kill(job_id), what=f"cancelling {job_id}",
+                       budget=budget)  # fmt: skip
+
+    def job_page_url(self, job_id: str) -> str:
+        """Where a person sees the job: the connection's template, else its API resource."""
+        config = self.config
+        template = self.params.job_url_template or str(config.api_url / "jobs") + "/{job_id}"
+        return template.format(
+            job_id=job_id,
+            cluster=config.cluster_name,
+            org=config.org_name,
+            project=config.project_name,
+        )
+
+    # -- storage --------------------------------------------------------------------------
+    def storage_uri(self, path: str) -> URL:
+        """``storage:`` URIs as they are; other paths are taken from the project's root."""
+        return URL(path if path.startswith("storage:") else "storage:" + path)
+
+    async def exists(self, path: str) -> bool:
+        """Whether a file or directory is on storage (``models/m.pth`` or a ``storage:`` URI)."""
+        uri = self.storage_uri(path)
+        try:
+            await self.retrying(lambda: self.sdk.storage.stat(uri), f"the status of {uri}")
+        except apolo_sdk.ResourceNotFound:
+            return False
+        return True
+
+    async def read_bytes(self, path: str) -> bytes:
+        """A whole file from storage; ``apolo_sdk.ResourceNotFound`` when it is missing."""
+        uri = self.storage_uri(path)
+
+        async def read() -> bytes:
+            async with self.sdk.storage.open(uri) as chunks:
+                return b"".join([chunk async for chunk in chunks])
+
+        return await self.retrying(read, f"reading {uri}")
+
+
+async def cancel_job(params: NeuroConnectionParams, job_id: str, budget: float = 30.0) -> None:
+    """Cancel a job with a login of its own, for callers that cannot use a client's loop."""
+    async with NeuroClient.session(params, retry_budget=budget) as client:
+        await client.cancel(job_id)
+
+
+class _LineSplitter:
+    """Bytes in, whole lines out: a UTF-8 character split across chunks is joined first."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+        self.received = 0
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self.received += len(chunk)
+        return self._split(self._decoder.decode(chunk))
+
+    def finish(self) -> list[str]:
+        """The lines still held, the last one even without its newline."""
+        lines = self._split(self._decoder.decode(b"", final=True))
+        tail, self._pending = self._pending, ""
+        return [*lines, tail] if tail else lines
+
+    def _split(self, text: str) -> list[str]:
+        *lines, self._pending = (self._pending + text).split("\n")
+        return [line.rstrip("\r") for line in lines]

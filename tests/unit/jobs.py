@@ -1,0 +1,32 @@
+"""Job descriptions as the SDK returns them, for tests that need no platform."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import apolo_sdk
+from yarl import URL
+
+
+def job(
+    status: str, exit_code: int | None = None, started: bool = True, job_id: str = "job-1"
+) -> apolo_sdk.JobDescription:
+    now = datetime.now(timezone.utc)
+    history = apolo_sdk.JobStatusHistory(
+        status=apolo_sdk.JobStatus(status),
+        reason="Error" if status == "failed" else "",
+        description="",
+        started_at=now if started else None,
+        exit_code=exit_code,
+    )
+    return apolo_sdk.JobDescription(
+        id=job_id, owner="me", cluster_name="c", org_name="o", project_name="p",
+        status=history.status, history=history,
+        container=apolo_sdk.Container(
+            image=apolo_sdk.RemoteImage(name="ubuntu"),
+            resources=apolo_sdk.Resources(memory=1, cpu=1),
+        ),
+        scheduler_enabled=False, pass_config=False, uri=URL(f"job://c/o/p/{job_id}"),
+        total_price_credits=Decimal(0), price_credits_per_hour=Decimal(0),
+    )  # fmt: skip

@@ -1,0 +1,65 @@
+"""NeuroRunOperator: construction, and resuming from trigger events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apolo_sdk
+import pytest
+
+from airflow_neuro.client import JobSummary
+from airflow_neuro.exceptions import JobArgumentError, NeuroJobError
+from airflow_neuro.operators.neuro import NeuroRunOperator
+from airflow_neuro.triggers.events import JobEvent
+
+from ..jobs import job
+
+
+def test_template_fields_are_the_documented_ones() -> None:
+    assert set(NeuroRunOperator.template_fields) == {
+        "job_command", "job_image", "job_volumes", "job_name", "job_resources_preset",
+        "job_tags", "job_environ", "job_entrypoint", "job_description", "job_http_port",
+        "neuro_conn_id",
+    }  # fmt: skip
+
+
+def test_preset_and_resources_together_fail_at_parse_time() -> None:
+    with pytest.raises(JobArgumentError, match="job_resources_preset: give a preset or"):
+        NeuroRunOperator(
+            task_id="t",
+            job_command="true",
+            job_image="ubuntu",
+            job_resources_preset="cpu-small",
+            job_resources=apolo_sdk.Resources(memory=2**30, cpu=1),
+        )
+
+
+def operator(**kwargs: Any) -> NeuroRunOperator:
+    return NeuroRunOperator(task_id="t", job_command="true", job_image="ubuntu", **kwargs)
+
+
+def event_of(status: str, exit_code: int | None) -> dict[str, Any]:
+    return JobEvent.done(JobSummary.of(job(status, exit_code))).to_json()
+
+
+def test_resuming_returns_the_documented_xcom() -> None:
+    context: Any = {}
+    result = operator().execute_complete(context, event_of("succeeded", 0))
+    assert result == {"id": "job-1", "exit_code": 0, "status": "succeeded", "http_url": None}
+
+
+def test_resuming_applies_raise_on_errno() -> None:
+    context: Any = {}
+    with pytest.raises(NeuroJobError, match="job job-1 failed: reason=Error") as failed:
+        operator().execute_complete(context, event_of("failed", 3))
+    assert failed.value.job is not None
+    assert failed.value.job.exit_code == 3
+    recorded = operator(raise_on_errno=False).execute_complete(context, event_of("failed", 3))
+    assert recorded["exit_code"] == 3
+
+
+def test_resuming_from_a_failed_wait_names_the_job_and_the_cause() -> None:
+    context: Any = {}
+    event = JobEvent.failed("job-9", RuntimeError("the platform went away")).to_json()
+    with pytest.raises(NeuroJobError, match="waiting for job job-9 failed: RuntimeError: the"):
+        operator().execute_complete(context, event)
