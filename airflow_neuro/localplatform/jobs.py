@@ -110,7 +110,9 @@ class JobService:
         if job.name is not None:
             for run in self._runs.values():
                 other = run.job
-                if other.name == job.name and other.project_name == job.project_name:
+                # A cancelled job's process may still be ending, but its name is free.
+                live = other.is_live
+                if live and other.name == job.name and other.project_name == job.project_name:
                     raise JobNameTaken(
                         f"Failed to create job: job with name '{job.name}' and project "
                         f"'{job.project_name}' already exists: '{other.id}'"

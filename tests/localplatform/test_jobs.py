@@ -288,6 +288,18 @@ async def test_unknown_key_and_duplicate_live_name(
     assert again.name == "unique"
 
 
+async def test_a_cancelled_job_frees_its_name_while_its_process_ends(
+    client: apolo_sdk.Client,
+) -> None:
+    # The job ignores SIGTERM, so its process lives on for the kill grace after the cancel.
+    stubborn = await start(client, "sh -c 'trap \"\" TERM; echo up; sleep 30'", name="stubborn")
+    await wait_for_status(client, stubborn.id, {apolo_sdk.JobStatus.RUNNING})
+    await client.jobs.kill(stubborn.id)
+    assert (await client.jobs.status(stubborn.id)).status == apolo_sdk.JobStatus.CANCELLED
+    again = await start(client, "true", name="stubborn")
+    assert again.id != stubborn.id
+
+
 async def test_wrong_or_missing_token_is_401(platform: LocalPlatform, tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as http:
         for headers in ({}, {"Authorization": "Bearer wrong"}):
