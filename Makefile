@@ -3,18 +3,19 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 APOLO_VENV := .venv-apolo
+NOX_VENV := .venv-nox
 PY := $(VENV)/bin/python
 APOLO_PY := $(APOLO_VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: all demo e2e test test-main test-apolo lint system-packages venv venv-apolo constraints bench clean
+.PHONY: all demo e2e test test-main test-apolo lint system-packages venv venv-apolo constraints bench clean matrix matrix-others
 
 all: test
 
 $(VENV)/.installed: constraints.txt setup.cfg pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,neuro]'
 	touch $@
 
 # apolo-sdk and neuro-sdk both install the apolo_sdk package, so they cannot share a venv.
@@ -24,6 +25,12 @@ $(APOLO_VENV)/.installed: constraints-apolo.txt setup.cfg pyproject.toml
 	$(APOLO_PY) -m pip install $(PIP_FLAGS) -c constraints-apolo.txt \
 		apolo-sdk apolo-cli pytest pytest-asyncio pytest-timeout
 	$(APOLO_PY) -m pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+$(NOX_VENV)/.installed: constraints/nox.txt
+	rm -rf $(NOX_VENV)
+	$(PYTHON) -m venv $(NOX_VENV)
+	$(NOX_VENV)/bin/pip install $(PIP_FLAGS) -c constraints/nox.txt nox
 	touch $@
 
 venv: $(VENV)/.installed
@@ -50,6 +57,16 @@ e2e: venv system-packages
 	@./scripts/ensure-system-packages.sh postgresql
 	$(PY) -m pytest tests/deployment
 
+# The version matrix (noxfile.py): unit, local platform, integration and e2e suites on each
+# supported Airflow with each SDK, every combination from its own pinned constraints.
+matrix: $(NOX_VENV)/.installed system-packages
+	$(NOX_VENV)/bin/nox
+
+# What `make test` does not already cover: every combination but Airflow 3.3.2 + neuro-sdk.
+matrix-others: $(NOX_VENV)/.installed system-packages
+	$(NOX_VENV)/bin/nox -s "tests(airflow='3.1.6', sdk='neuro')" \
+		"tests(airflow='3.1.6', sdk='apolo')" "tests(airflow='3.3.2', sdk='apolo')"
+
 # The main job: the local platform and an example DAG, end to end in real Airflow.
 demo: venv system-packages
 	$(VENV)/bin/airflow-neuro demo --dags-folder examples/dags
@@ -66,4 +83,4 @@ constraints:
 	./scripts/update-constraints.sh
 
 clean:
-	rm -rf $(VENV) $(APOLO_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(APOLO_VENV) $(NOX_VENV) .nox .mypy_cache .ruff_cache .pytest_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_neuro.compat import AirflowException
 
 if TYPE_CHECKING:
     from airflow_neuro.client.summary import JobSummary

@@ -5,7 +5,7 @@ python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$python" -m venv "$tmp/main"
-"$tmp/main/bin/pip" install --quiet -e '.[dev]'
+"$tmp/main/bin/pip" install --quiet -e '.[dev,neuro]'
 {
   echo "# Pinned versions for the main environment (Airflow + neuro-sdk + dev tools)."
   echo "# Regenerate on purpose: make constraints"
@@ -18,3 +18,5 @@ trap 'rm -rf "$tmp"' EXIT
   echo "# Regenerate on purpose: make constraints"
   "$tmp/apolo/bin/pip" freeze --exclude-editable | sort -f
 } > constraints-apolo.txt
+# The other combinations of the version matrix (constraints/airflow-*.txt) pin an older
+# Airflow or the other SDK; they are re-resolved by hand, as their headers say.

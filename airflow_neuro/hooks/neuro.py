@@ -43,6 +43,32 @@ class NeuroHook(BaseHook):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: NeuroClient | None = None
 
+    # -- the connection form: Airflow 3.2+ reads conn-fields from the provider info and
+    # skips these; 3.1 calls them.
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        return {
+            name: StringField(
+                lazy_gettext(field["label"]),
+                widget=BS3TextFieldWidget(),
+                description=field.get("description", ""),
+            )
+            for name, field in _connection_type_info()["conn-fields"].items()
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        behaviour = _connection_type_info()["ui-field-behaviour"]
+        return {
+            "hidden_fields": behaviour["hidden-fields"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": behaviour["placeholders"],
+        }
+
     # -- connection and life cycle --------------------------------------------------------
     def connection_params(self) -> NeuroConnectionParams:
         params = NeuroConnectionParams.from_connection(self.get_connection(self.neuro_conn_id))
@@ -212,6 +238,13 @@ class NeuroHook(BaseHook):
             return False, f"{type(e).__name__}: {e}"
         finally:
             self.close()
+
+
+def _connection_type_info() -> dict[str, Any]:
+    from airflow_neuro.get_provider_info import get_provider_info
+
+    [info] = get_provider_info()["connection-types"]
+    return dict(info)
 
 
 async def _await(coro: Awaitable[T]) -> T:

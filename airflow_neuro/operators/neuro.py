@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import apolo_sdk
 from airflow.sdk import BaseOperator
-from airflow.sdk.configuration import conf
 
 from airflow_neuro.client import (
     FINISHED,
@@ -20,6 +19,7 @@ from airflow_neuro.client import (
     TaskIdentity,
     cancel_job,
 )
+from airflow_neuro.compat import conf
 from airflow_neuro.exceptions import JobArgumentError
 from airflow_neuro.hooks.neuro import NeuroHook
 from airflow_neuro.job_request import JobRequest

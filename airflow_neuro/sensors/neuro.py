@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import apolo_sdk
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_neuro.client import JobSummary
+from airflow_neuro.compat import AirflowSensorTimeout, conf
 from airflow_neuro.exceptions import JobArgumentError, NeuroJobError
 from airflow_neuro.hooks.neuro import NeuroHook
 from airflow_neuro.triggers.events import JobEvent

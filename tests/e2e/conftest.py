@@ -82,11 +82,14 @@ def dags_test(airflow_db: None, platform_process: PlatformProcess) -> Any:
     ) -> DagRunResult:
         env = airflow_env(folder, platform)
         env.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in variables.items()})
+        # One stream, unbuffered: task logs and Airflow's [DAG TEST] markers stay in order
+        # (Airflow 3.1 writes them to different streams).
+        env["PYTHONUNBUFFERED"] = "1"
         done = subprocess.run(
             [AIRFLOW, "dags", "test", dag_id],
-            env=env, capture_output=True, text=True, timeout=300,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
         )  # fmt: skip
-        output = done.stdout + done.stderr
+        output = done.stdout
         run_id, states = latest_run(dag_id)
         return DagRunResult(dag_id, run_id, output, states)
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferralTimeout
+
+try:
+    from airflow.sdk.exceptions import TaskDeferralTimeout
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef]
 
 from airflow_neuro.hooks.neuro import NeuroHook
 from airflow_neuro.operators.neuro import NeuroRunOperator

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 import apolo_sdk
 from yarl import URL
@@ -20,8 +22,11 @@ def job(
         started_at=now if started else None,
         exit_code=exit_code,
     )
+    # apolo-sdk 26 added a required namespace; neuro-sdk 25.5 has no such field.
+    fields = {f.name for f in dataclasses.fields(apolo_sdk.JobDescription)}
+    namespace: dict[str, Any] = {"namespace": "ns"} if "namespace" in fields else {}
     return apolo_sdk.JobDescription(
-        id=job_id, owner="me", cluster_name="c", org_name="o", project_name="p",
+        id=job_id, owner="me", cluster_name="c", org_name="o", project_name="p", **namespace,
         status=history.status, history=history,
         container=apolo_sdk.Container(
             image=apolo_sdk.RemoteImage(name="ubuntu"),

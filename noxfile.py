@@ -1,0 +1,38 @@
+"""The version matrix: the suites on each supported Airflow with each platform SDK.
+
+    nox                                  # every combination
+    nox -s "tests(airflow='3.1.6', sdk='neuro')"
+    nox -l                               # list them
+
+Each combination installs from its own pinned constraints, with exactly one of the two
+SDK distributions (both install the ``apolo_sdk`` package).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+
+# (Airflow, SDK extra) -> pinned constraints. 3.3.2 + neuro is the main environment (.venv).
+MATRIX = {
+    ("3.1.6", "neuro"): "constraints/airflow-3.1.6-neuro.txt",
+    ("3.1.6", "apolo"): "constraints/airflow-3.1.6-apolo.txt",
+    ("3.3.2", "neuro"): "constraints.txt",
+    ("3.3.2", "apolo"): "constraints/airflow-3.3.2-apolo.txt",
+}
+SUITES = ("tests/unit", "tests/localplatform", "tests/integration", "tests/e2e")
+
+
+@nox.session
+@nox.parametrize(("airflow", "sdk"), list(MATRIX))
+def tests(session: nox.Session, airflow: str, sdk: str) -> None:
+    constraints = MATRIX[(airflow, sdk)]
+    session.install("--quiet", "-c", constraints, "-e", f".[dev,{sdk}]")
+    installed = session.run(
+        "python", "-c", "import airflow; print(airflow.__version__)", silent=True
+    )
+    if str(installed).strip() != airflow:
+        session.error(f"{constraints} installed Airflow {installed!s}, not {airflow}")
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *SUITES, *session.posargs)
