@@ -234,7 +234,7 @@ class JobService:
             return
         try:
             await asyncio.wait_for(process.wait(), self._settings.kill_grace_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._signal(run, signal.SIGKILL)
 
     async def _enforce_life_span(self, run: _Run) -> None:

@@ -12,7 +12,7 @@ import bisect
 import struct
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 CHUNK = 256 * 1024
@@ -136,5 +136,5 @@ class JobLog:
             return b""
         if not stamps:
             return line
-        stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return stamp.encode() + b" " + line

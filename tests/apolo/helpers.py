@@ -80,7 +80,7 @@ class Cli:
         )
         try:
             out, err = await asyncio.wait_for(process.communicate(), 60)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()
             raise

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -155,7 +155,7 @@ async def test_text_log_endpoint(platform: LocalPlatform, client: apolo_sdk.Clie
 
 
 async def test_list_filters(client: apolo_sdk.Client) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     a = await start(client, "true", name="alpha", tags=["run:1", "task:a"])
     b = await start(client, "false", tags=["run:1", "task:b"])
     c = await start(client, "sleep 30", tags=["run:2"])
@@ -181,7 +181,7 @@ async def test_list_filters(client: apolo_sdk.Client) -> None:
     assert await ids(tags={"run:1", "run:2"}) == []
     assert await ids(owners={"local"}) == [a.id, b.id, c.id]
     assert await ids(owners={"someone-else"}) == []
-    assert await ids(since=datetime.now(timezone.utc)) == []
+    assert await ids(since=datetime.now(UTC)) == []
     assert await ids(until=before) == []
     assert await ids(since=before) == [a.id, b.id, c.id]
     await client.jobs.kill(c.id)

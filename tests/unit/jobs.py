@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ from yarl import URL
 def job(
     status: str, exit_code: int | None = None, started: bool = True, job_id: str = "job-1"
 ) -> apolo_sdk.JobDescription:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     history = apolo_sdk.JobStatusHistory(
         status=apolo_sdk.JobStatus(status),
         reason="Error" if status == "failed" else "",

@@ -11,6 +11,7 @@ from airflow.sdk import Connection
 from airflow_neuro.client import NeuroConnectionParams
 from airflow_neuro.client.connection import DEFAULT_API_URL
 from airflow_neuro.exceptions import NeuroConnectionError
+from airflow_neuro.get_provider_info import get_provider_info
 from airflow_neuro.hooks.neuro import NeuroHook
 
 
@@ -51,3 +52,13 @@ def test_the_token_never_shows_in_a_repr() -> None:
 def test_the_hook_registers_the_connection_type() -> None:
     assert (NeuroHook.conn_type, NeuroHook.default_conn_name) == ("neuro", "neuro_default")
     assert NeuroHook.conn_name_attr == "neuro_conn_id"
+
+
+def test_the_form_for_airflow_3_1_is_the_provider_infos() -> None:
+    # 3.1 builds the form from these classmethods, 3.2+ from conn-fields: the same fields.
+    [info] = get_provider_info()["connection-types"]
+    behaviour = NeuroHook.get_ui_field_behaviour()
+    assert behaviour["hidden_fields"] == info["ui-field-behaviour"]["hidden-fields"]
+    assert behaviour["relabeling"] == {"password": "Token"}
+    pytest.importorskip("wtforms", reason="Airflow 3.2+ installs no form library")
+    assert set(NeuroHook.get_connection_form_widgets()) == set(info["conn-fields"])
