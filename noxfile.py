@@ -30,9 +30,9 @@ SUITES = ("tests/unit", "tests/localplatform", "tests/integration", "tests/e2e")
 def tests(session: nox.Session, airflow: str, sdk: str) -> None:
     constraints = MATRIX[(airflow, sdk)]
     session.install("--quiet", "-c", constraints, "-e", f".[dev,{sdk}]")
-    installed = session.run(
-        "python", "-c", "import airflow; print(airflow.__version__)", silent=True
-    )
+    # Read from the package metadata: importing airflow would print its own log lines.
+    version = "from importlib.metadata import version; print(version('apache-airflow'))"
+    installed = session.run("python", "-c", version, silent=True)
     if str(installed).strip() != airflow:
         session.error(f"{constraints} installed Airflow {installed!s}, not {airflow}")
     session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *SUITES, *session.posargs)
