@@ -180,10 +180,6 @@ class Storage:
             ("GET", "GETDISKUSAGE"): self._disk_usage,
         }
 
-    def local_path(self, uri: str) -> Path:
-        """See StoragePaths.local_path."""
-        return self.paths.local_path(uri)
-
     def routes(self) -> list[web.RouteDef]:
         return [
             web.route(method, path, self._handle)

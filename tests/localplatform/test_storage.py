@@ -15,7 +15,7 @@ import pytest
 from yarl import URL
 
 from airflow_neuro.localplatform import LocalPlatform
-from airflow_neuro.localplatform.storage import Storage
+from airflow_neuro.localplatform.storage_paths import StoragePaths
 
 
 @dataclass
@@ -343,7 +343,7 @@ async def test_the_root_cannot_be_deleted(server: Server) -> None:
 
 
 def test_local_path(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "storage", "local")
+    storage = StoragePaths(tmp_path / "storage", "local")
     root = (tmp_path / "storage").resolve()
     assert storage.local_path("storage://local/org/proj/a/b") == root / "org/proj/a/b"
     assert storage.local_path("storage://local/org/proj/a%20b") == root / "org/proj/a b"
