@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -13,7 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from .errors import JobNameTaken, JobNotFound
+from .hosts import HostsFile
 from .logs import JobLog
+from .process import JobProcess, launch
 from .records import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job
 from .runner import CannotRun, plan_launch
 from .settings import Settings
@@ -30,7 +31,7 @@ STOPPED_DESCRIPTION = "The local platform stopped while the job was live"
 class _Run:
     job: Job
     log: JobLog
-    process: asyncio.subprocess.Process | None = None
+    process: JobProcess | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -39,6 +40,7 @@ class JobService:
         self._settings = settings
         self._store = store
         self._storage = storage
+        self._hosts = HostsFile(settings.hosts_path)
         self._runs: dict[str, _Run] = {}
 
     # -- start-up and shut-down ---------------------------------------------------------
@@ -47,6 +49,7 @@ class JobService:
         for job in self._store.live():
             job.transition(FAILED, STOPPED_REASON, STOPPED_DESCRIPTION)
             self._store.save(job)
+        self._update_hosts()  # nothing is live yet: this drops the last run's jobs
 
     async def shutdown(self) -> None:
         runs = list(self._runs.values())
@@ -67,11 +70,21 @@ class JobService:
             raise JobNotFound(f"no such job {id_or_name}")
         return job
 
+    def named(self, name: str, owner: str) -> Job:
+        job = self._newest_named(name, owner)
+        if job is None:
+            raise JobNotFound(f"no such job {name}")
+        return job
+
     def _newest_named(self, name: str, owner: str) -> Job | None:
-        live = [r.job for r in self._runs.values() if r.job.name == name and r.job.owner == owner]
+        """The newest live job of that name, else the newest job that ever had it."""
+        live = [j for j in self._live() if j.name == name and j.owner == owner]
         if live:
             return max(live, key=lambda j: j.created_at)
         return self._store.newest_by_name(name, owner)
+
+    def _live(self) -> list[Job]:
+        return [run.job for run in self._runs.values() if run.job.is_live]
 
     def query(
         self,
@@ -121,6 +134,7 @@ class JobService:
         self._store.save(job)
         run = _Run(job, JobLog(self._settings.jobs_dir / job.id, finished=False))
         self._runs[job.id] = run
+        self._update_hosts()  # before its process starts: it may call itself by name
         self._spawn(run, self._run(run))
         return job
 
@@ -156,6 +170,14 @@ class JobService:
         if job.is_live:
             job.transition(status, reason, description, exit_code)
             self._store.save(job)
+            self._update_hosts()
+
+    def _update_hosts(self) -> None:
+        try:
+            self._hosts.write(self._live())
+        except OSError:
+            # Never worth failing a job or a cancel for: a stale line names loopback anyway.
+            log.exception("cannot update the jobs' hosts file %s", self._hosts.path)
 
     async def _run(self, run: _Run) -> None:
         job = run.job
@@ -184,21 +206,10 @@ class JobService:
                 raise CannotRun(f"volume {volume.src_storage_uri}: {e}") from None
             source.mkdir(parents=True, exist_ok=True)
             sources.append(source)
-        plan = plan_launch(job, workdir, sources)
+        plan = plan_launch(job, workdir, sources, self._hosts.path)
         if not job.is_live:
             return  # cancelled while it was being created
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *plan.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=plan.env,
-                cwd=plan.cwd,
-                start_new_session=True,  # its own process group, so it can be ended whole
-            )
-        except OSError as e:
-            raise CannotRun(f'exec: "{plan.argv[0]}": {e.strerror}', exit_code=127) from None
+        process = await launch(plan)
         run.process = process
         if not job.is_live:
             self._signal(run, signal.SIGKILL)
@@ -207,16 +218,14 @@ class JobService:
             self._store.save(job)
             if job.max_run_time_minutes is not None:
                 self._spawn(run, self._enforce_life_span(run))
-        assert process.stdout is not None
         pump = asyncio.ensure_future(run.log.pump(process.stdout))
-        code = await process.wait()
+        exit_code = await process.wait()
         # A container ends with its main process: so do the processes it left behind.
         self._signal(run, signal.SIGKILL)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(pump), timeout=5)
         if not pump.done():
             pump.cancel()
-        exit_code = 128 - code if code < 0 else code
         if exit_code == 0:
             self._finish(job, SUCCEEDED, exit_code=0)
         else:
@@ -224,8 +233,7 @@ class JobService:
 
     def _signal(self, run: _Run, signum: int) -> None:
         if run.process is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(run.process.pid, signum)
+            run.process.signal(signum)
 
     async def _terminate(self, run: _Run) -> None:
         self._signal(run, signal.SIGTERM)

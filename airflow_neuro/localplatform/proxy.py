@@ -1,4 +1,8 @@
-"""A job's HTTP port, reached through the platform at /jobs-http/<job id>/."""
+"""A job's HTTP port, reached through the platform at /jobs-http/<job id>/.
+
+A named job is also reached at /jobs-http/<name>--<owner>/, which always leads to the
+newest live job of that name: the address a served model keeps across redeploys.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from multidict import CIMultiDict
 from .auth import is_authorized
 from .errors import JobNotFound
 from .jobs import JobService
+from .records import NAME_OWNER_SEPARATOR, Job
 from .settings import Settings
 
 PREFIX = "/jobs-http/"
@@ -43,11 +48,17 @@ class JobHttpProxy:
         if self._session is not None:
             await self._session.close()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    def _job(self, segment: str) -> Job:
+        name, named, owner = segment.partition(NAME_OWNER_SEPARATOR)
         try:
-            job = self._jobs.get(request.match_info["id"], self._settings.user)
+            if named:
+                return self._jobs.named(name, owner)
+            return self._jobs.get(segment, self._settings.user)
         except JobNotFound:
             raise web.HTTPNotFound(text="no such job") from None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        job = self._job(request.match_info["id"])
         if job.http_port is None or not job.is_live:
             raise web.HTTPBadGateway(text="the job does not serve HTTP now")
         if job.http_requires_auth and not is_authorized(request, self._settings.token):
@@ -56,6 +67,10 @@ class JobHttpProxy:
             self._session = aiohttp.ClientSession(auto_decompress=False)
         headers = _forwardable(request.headers)
         headers.popall("Authorization", None)  # the platform's token is not the job's business
+        if request.content_length is not None:
+            # Sent on as a stream, the body would go chunked, and many small servers (Python's
+            # http.server among them) read a body only by its Content-Length.
+            headers["Content-Length"] = str(request.content_length)
         target = f"http://127.0.0.1:{job.http_port}/{request.match_info['tail']}"
         try:
             async with self._session.request(

@@ -15,6 +15,9 @@ CANCELLED = "cancelled"
 LIVE_STATUSES = frozenset({PENDING, RUNNING})
 FINISHED_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 ALL_STATUSES = LIVE_STATUSES | FINISHED_STATUSES | {"suspended"}
+# Joins a job's name and owner into the address all jobs of that name share. Names cannot
+# contain it nor start with "job-", so such an address is never taken for a job id.
+NAME_OWNER_SEPARATOR = "--"
 
 
 def utcnow() -> datetime:
@@ -123,6 +126,22 @@ class Job:
         end = self.finished_at or utcnow()
         return max(0.0, (end - self.started_at).total_seconds())
 
+    @property
+    def host_segment_named(self) -> str | None:
+        """``<name>--<owner>``: stays the same across redeploys of a name, unlike the id."""
+        if self.name is None:
+            return None
+        return f"{self.name}{NAME_OWNER_SEPARATOR}{self.owner}"
+
+    @property
+    def internal_hostname(self) -> str:
+        return f"{self.id}.{self.project_name}"
+
+    @property
+    def internal_hostname_named(self) -> str | None:
+        named = self.host_segment_named
+        return f"{named}.{self.project_name}" if named is not None else None
+
     def uri(self) -> str:
         return f"job://{self.cluster_name}/{self.org_name}/{self.project_name}/{self.id}"
 
@@ -177,15 +196,19 @@ class Job:
             "logs_removed": False,
             "total_price_credits": "0",
             "price_credits_per_hour": "0",
-            "internal_hostname": f"{self.id}.{self.project_name}",
+            "internal_hostname": self.internal_hostname,
         }
         for key in ("name", "description", "preset_name", "max_run_time_minutes"):
             if getattr(self, key) is not None:
                 body[key] = getattr(self, key)
         if self.schedule_timeout is not None:
             body["schedule_timeout"] = self.schedule_timeout
+        if self.internal_hostname_named is not None:
+            body["internal_hostname_named"] = self.internal_hostname_named
         if self.http_port is not None:
             body["http_url"] = f"{base_url}/jobs-http/{self.id}/"
+            if self.host_segment_named is not None:
+                body["http_url_named"] = f"{base_url}/jobs-http/{self.host_segment_named}/"
         return body
 
     # Persistence: a plain JSON document per job.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .records import Job
-from .sandbox import INSTALL_HINT, Mount, bwrap_binary, bwrap_command
+from .sandbox import INSTALL_HINT, Mount, bwrap_binary, bwrap_options
 
 # What a container image usually sets; nothing of the platform's own environment leaks in.
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -28,6 +28,8 @@ class LaunchPlan:
     argv: list[str]
     env: dict[str, str]
     cwd: str
+    # bwrap and its options, to run argv in a mount namespace; None runs argv directly.
+    sandbox: list[str] | None = None
 
 
 def job_argv(job: Job) -> list[str]:
@@ -48,27 +50,31 @@ def job_env(job: Job, home: Path) -> dict[str, str]:
     return {"PATH": BASE_PATH, "HOME": str(home), "LANG": "C.UTF-8", **job.env}
 
 
-def plan_launch(job: Job, workdir: Path, volume_sources: list[Path]) -> LaunchPlan:
+def plan_launch(job: Job, workdir: Path, volume_sources: list[Path], hosts: Path) -> LaunchPlan:
+    """Run ``job`` under bubblewrap, seeing ``hosts`` as /etc/hosts, wherever bwrap exists."""
     argv = job_argv(job)
     env = job_env(job, workdir)
     mounts = [
         Mount(str(src), vol.dst_path, vol.read_only)
         for src, vol in zip(volume_sources, job.volumes, strict=True)
     ]
-    if not mounts and not job.working_dir:
-        _check_executable(argv[0], env["PATH"], [])
-        return LaunchPlan(argv, env, str(workdir))
     bwrap = bwrap_binary()
     if bwrap is None:
-        raise CannotRun(
-            f"jobs with volumes or a working_dir need a mount namespace: {INSTALL_HINT}"
-        )
+        if mounts or job.working_dir:
+            raise CannotRun(
+                f"jobs with volumes or a working_dir need a mount namespace: {INSTALL_HINT}"
+            )
+        # The job reads the machine's own /etc/hosts: other jobs' hostnames do not resolve.
+        _check_executable(argv[0], env["PATH"], [])
+        return LaunchPlan(argv, env, str(workdir))
     chdir = job.working_dir
     if chdir and not _visible(chdir, mounts):
         # Like a container runtime, make a missing working directory: here, the job's own one.
         mounts.append(Mount(str(workdir), chdir))
     _check_executable(argv[0], env["PATH"], mounts)
-    return LaunchPlan(bwrap_command(bwrap, argv, mounts, chdir), env, str(workdir))
+    # Bound first, so that a volume the job itself mounts at /etc/hosts is bound over it.
+    mounts.insert(0, Mount(str(hosts), "/etc/hosts", read_only=True))
+    return LaunchPlan(argv, env, str(workdir), bwrap_options(bwrap, mounts, chdir))
 
 
 def _under_mount(path: str, mounts: list[Mount]) -> bool:

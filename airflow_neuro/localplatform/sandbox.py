@@ -1,18 +1,30 @@
-"""Mount namespaces for jobs with volumes, through bubblewrap.
+"""Mount namespaces for jobs, through bubblewrap.
 
-The job sees the host's file system with each volume bound at its ``dst_path``. A mount
-point that does not exist on the host is never created there: its nearest existing parent
-is covered by a tmpfs that holds the parent's entries bound back in, plus the new point.
+The job sees the host's file system with each mount (a volume, the platform's hosts file)
+bound at its target. A mount point that does not exist on the host is never created there:
+its nearest existing parent is covered by a tmpfs that holds the parent's entries bound
+back in, plus the new point.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)"
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) where user namespaces"
+    " are allowed"
+)
+# bwrap sets PWD just before it execs the job, and a container's environment has none: env
+# takes it out again, then execs the job in its place.
+UNSET_PWD = ["/usr/bin/env", "-u", "PWD", "--"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +34,27 @@ class Mount:
     read_only: bool = False
 
 
+@functools.cache
 def bwrap_binary() -> str | None:
-    return shutil.which("bwrap")
+    """bwrap, when it is installed and can make namespaces here (a container that blocks
+    user namespaces has the one without the other: jobs then run as plain processes)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return None
+    try:
+        probe = subprocess.run(
+            [bwrap, "--dev-bind", "/", "/", "true"], capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.warning("bubblewrap cannot run here, so jobs run without a sandbox: %s", e)
+        return None
+    if probe.returncode != 0:
+        log.warning(
+            "bubblewrap cannot make namespaces here, so jobs run without a sandbox: %s",
+            probe.stderr.decode(errors="replace").strip(),
+        )
+        return None
+    return bwrap
 
 
 def _nearest_existing(path: PurePosixPath) -> PurePosixPath:
@@ -44,13 +75,18 @@ def _shadow(directory: str) -> list[str]:
     return args
 
 
-def bwrap_command(bwrap: str, argv: list[str], mounts: list[Mount], chdir: str | None) -> list[str]:
+def bwrap_options(bwrap: str, mounts: list[Mount], chdir: str | None) -> list[str]:
+    """bwrap and its options; ``bwrap_command`` adds the job's argv."""
     targets = [PurePosixPath(os.path.normpath(m.target)) for m in mounts]
     shadows = sorted(
         {str(_nearest_existing(t)) for t in targets if not os.path.lexists(t)},
         key=lambda p: (p.count("/"), p),
     )
-    args = [bwrap, "--die-with-parent"]
+    # The job gets a session (and process group) of its own, apart from bwrap's monitor
+    # process: the platform signals the job's group, as it would an unsandboxed job's. A
+    # SIGTERM would end the monitor at once, and --die-with-parent would then SIGKILL the
+    # job before it could end gracefully.
+    args = [bwrap, "--die-with-parent", "--new-session"]
     if "/" in shadows:
         args += _shadow("/")
         shadows.remove("/")
@@ -62,4 +98,9 @@ def bwrap_command(bwrap: str, argv: list[str], mounts: list[Mount], chdir: str |
         args += ["--ro-bind" if mount.read_only else "--bind", mount.source, str(target)]
     if chdir:
         args += ["--chdir", chdir]
-    return [*args, "--", *argv]
+    return args
+
+
+def bwrap_command(options: list[str], info_fd: int, argv: list[str]) -> list[str]:
+    """bwrap writes ``{"child-pid": N, ...}`` to ``info_fd``: N leads the job's own group."""
+    return [*options, "--info-fd", str(info_fd), "--", *UNSET_PWD, *argv]

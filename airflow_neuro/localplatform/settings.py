@@ -59,6 +59,10 @@ class Settings:
         return self.data_dir / "jobs"
 
     @property
+    def hosts_path(self) -> Path:
+        return self.data_dir / "hosts"
+
+    @property
     def db_path(self) -> Path:
         return self.data_dir / "platform.sqlite3"
 

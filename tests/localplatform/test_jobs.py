@@ -216,6 +216,19 @@ async def test_kill_cancels_and_ends_the_process(client: apolo_sdk.Client, tmp_p
     assert (await client.jobs.status(job.id)).history.reason == "UserRequested"
 
 
+async def test_cancel_lets_the_job_end_gracefully(client: apolo_sdk.Client, tmp_path: Path) -> None:
+    # SIGTERM reaches the job's processes, not only a sandbox around them: its trap runs.
+    ready = tmp_path / "ready"
+    job = await start(
+        client, f"sh -c 'trap \"echo stopping; exit 0\" TERM; touch {ready}; sleep 30 & wait'"
+    )
+    while not ready.exists():
+        await asyncio.sleep(0.02)
+    await client.jobs.kill(job.id)
+    assert b"".join(await read_log(client, job.id)) == b"stopping\n"
+    assert (await client.jobs.status(job.id)).history.reason == "UserRequested"
+
+
 async def test_life_span_end_cancels(client: apolo_sdk.Client) -> None:
     # The fixture makes one life-span minute last a second.
     job = await start(client, "sleep 60", life_span=60)

@@ -69,6 +69,23 @@ async def test_volume_without_bubblewrap_fails_with_a_hint(
     assert "apt-get install bubblewrap" in done.history.description
 
 
+def test_a_bubblewrap_that_cannot_make_namespaces_counts_as_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # As in a container that blocks user namespaces: bwrap is there, but every run fails.
+    broken = tmp_path / "bwrap"
+    broken.write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n"
+    )
+    broken.chmod(0o755)
+    monkeypatch.setattr("shutil.which", lambda name: str(broken))
+    sandbox.bwrap_binary.cache_clear()
+    try:
+        assert sandbox.bwrap_binary() is None
+    finally:
+        sandbox.bwrap_binary.cache_clear()
+
+
 async def test_volume_cannot_escape_storage(
     platform: LocalPlatform, client: apolo_sdk.Client
 ) -> None:
