@@ -71,12 +71,13 @@ matrix-others: $(NOX_VENV)/.installed system-packages
 demo: venv system-packages
 	$(VENV)/bin/airflow-neuro demo --dags-folder examples/dags
 
-# Each writes its table into docs/benchmarks.md; together about 12 minutes.
+# Each writes its table into docs/benchmarks.md; together about 15 minutes.
 bench: venv venv-apolo system-packages
 	$(PY) bench/platform_jobs.py
 	$(PY) bench/task_overhead.py
 	$(PY) bench/log_throughput.py
 	$(PY) bench/triggers_scale.py
+	$(PY) bench/serving.py
 
 # Re-pin on purpose: resolves the newest allowed versions and rewrites both files.
 constraints:

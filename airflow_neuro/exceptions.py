@@ -36,3 +36,28 @@ class NeuroJobError(AirflowException):
     def __init__(self, message: str, job: JobSummary | None = None) -> None:
         super().__init__(message)
         self.job = job
+
+
+class ServiceError(NeuroJobError):
+    """A served model (a job with an HTTP port) did not do what was asked of it."""
+
+
+class ServiceEnded(ServiceError):
+    """The service's job ended before it answered its health check."""
+
+
+class ServiceNotReady(ServiceError):
+    """The service did not answer its health check in time."""
+
+
+class ServiceRefused(ServiceError):
+    """The service or the platform refused the credentials (401 or 403)."""
+
+
+class ServiceRequestError(ServiceError):
+    """A request to a service got an answer that fails the task (not 2xx, or a failed
+    ``response_check``); ``status`` is the HTTP status, when there was an answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

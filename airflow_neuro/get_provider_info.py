@@ -23,7 +23,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Neu.ro / Apolo",
-                "python-modules": ["airflow_neuro.operators.neuro"],
+                "python-modules": [
+                    "airflow_neuro.operators.neuro",
+                    "airflow_neuro.operators.serving",
+                ],
             }
         ],
         "sensors": [
@@ -66,7 +69,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Neu.ro / Apolo",
-                "python-modules": ["airflow_neuro.triggers.neuro"],
+                "python-modules": [
+                    "airflow_neuro.triggers.neuro",
+                    "airflow_neuro.triggers.serving",
+                ],
             }
         ],
         "extra-links": [

@@ -6,9 +6,11 @@ so a bad DAG never leaves a half-made job behind.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import apolo_sdk
@@ -40,6 +42,13 @@ class JobRequest:
     job_http_port: int | str | None = None
     job_http_auth: bool = True
     job_tty: bool = False
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that shapes the job, to tell a redeploy of the same
+        spec from a changed one (the tags that identify a task are added later, not here)."""
+        spec = {f.name: getattr(self, f.name) for f in fields(self)}
+        text = json.dumps(spec, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # -- checks that need no platform -----------------------------------------------------
     def check(self, identity_tags: Sequence[str] = ()) -> None:

@@ -7,15 +7,17 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import apolo_sdk
 import pytest
 from yarl import URL
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-neuro-tests-"))
 
@@ -55,20 +57,29 @@ class PlatformProcess:
     def jobs(self, *tags: str) -> list[apolo_sdk.JobDescription]:
         """Jobs carrying every tag, oldest first, read with the SDK."""
 
-        async def listed(config: Path) -> list[apolo_sdk.JobDescription]:
+        async def listed(client: apolo_sdk.Client) -> list[apolo_sdk.JobDescription]:
+            async with client.jobs.list(tags=set(tags)) as found:
+                return [job async for job in found]
+
+        return self._with_client(listed, "listing jobs")
+
+    def cancel(self, job_id: str) -> None:
+        self._with_client(lambda client: client.jobs.kill(job_id), f"cancelling {job_id}")
+
+    def _with_client(self, call: Callable[[apolo_sdk.Client], Awaitable[T]], what: str) -> T:
+        async def logged_in(config: Path) -> T:
             (config / "db").unlink(missing_ok=True)
             factory = apolo_sdk.Factory(path=config, trace_configs=[status_tracer()])
             await factory.login_with_token(self.token, url=URL(self.api_url))
             client = await factory.get()
             try:
-                async with client.jobs.list(tags=set(tags)) as found:
-                    return [job async for job in found]
+                return await call(client)
             finally:
                 await client.close()
 
         with tempfile.TemporaryDirectory() as config:
             # A faulty platform fails some of these requests too: ask again.
-            return asyncio.run(retrying(lambda: listed(Path(config)), what="listing jobs"))
+            return asyncio.run(retrying(lambda: logged_in(Path(config)), what=what))
 
 
 @contextmanager

@@ -48,3 +48,8 @@ def tag_value(job_tags: Iterable[str], key: str) -> str | None:
     """The value of one identity tag (``"task"``, ``"run"``, ...) on a job, if it has it."""
     prefix = f"{PREFIX}{key}:"
     return next((tag[len(prefix) :] for tag in job_tags if tag.startswith(prefix)), None)
+
+
+def spec_tag(fingerprint: str) -> str:
+    """The tag a service's job carries to say which job spec started it."""
+    return f"{PREFIX}spec:{fingerprint}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
 import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -17,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import aiohttp
 import apolo_sdk
 from yarl import URL
 
@@ -51,6 +53,7 @@ class NeuroClient:
         self.params = params
         self.config_dir = config_dir
         self.retry_budget = retry_budget
+        self._http: aiohttp.ClientSession | None = None
 
     @classmethod
     async def connect(
@@ -66,8 +69,11 @@ class NeuroClient:
 
     async def close(self) -> None:
         try:
+            if self._http is not None:
+                await self._http.close()
             await self.sdk.close()
         finally:
+            self._http = None
             shutil.rmtree(self.config_dir, ignore_errors=True)
 
     @classmethod
@@ -86,6 +92,13 @@ class NeuroClient:
     def config(self) -> apolo_sdk.Config:
         return self.sdk.config
 
+    def http(self) -> aiohttp.ClientSession:
+        """A session for jobs' own HTTP ports, apart from the SDK's: those answers are the
+        served model's, not the platform API's, and are read and retried differently."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
     async def retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         """``await call()`` through transient faults, within the budget: idempotent calls only."""
         return await retrying(call, what=what, budget=self.retry_budget)
@@ -95,13 +108,20 @@ class NeuroClient:
         return await self.retrying(lambda: self.sdk.jobs.status(job_id), f"the status of {job_id}")
 
     async def find_jobs(
-        self, tags: Iterable[str], statuses: Iterable[apolo_sdk.JobStatus] = ()
+        self,
+        tags: Iterable[str],
+        statuses: Iterable[apolo_sdk.JobStatus] = (),
+        name: str | None = None,
     ) -> list[apolo_sdk.JobDescription]:
-        """Jobs carrying every tag, newest first."""
+        """Jobs carrying every tag (and named ``name``, in this project), newest first."""
         wanted, states = set(tags), set(statuses)
+        # A name is unique among the live jobs of one project, not across projects.
+        by_name = {"name": name, "project_names": [self.config.project_name]} if name else {}
 
         async def listed() -> list[apolo_sdk.JobDescription]:
-            async with self.sdk.jobs.list(tags=wanted, statuses=states, reverse=True) as jobs:
+            async with self.sdk.jobs.list(
+                tags=wanted, statuses=states, reverse=True, **by_name
+            ) as jobs:
                 return [job async for job in jobs]
 
         return await self.retrying(listed, "the job list")
@@ -189,6 +209,10 @@ class NeuroClient:
         for line in lines.finish():
             yield line
 
+    async def log_tail(self, job_id: str, lines: int = 20) -> list[str]:
+        """The last lines of a finished job's log (a live job's is read until it ends)."""
+        return list(collections.deque([line async for line in self.log_lines(job_id)], lines))
+
     async def cancel(self, job_id: str) -> None:
         budget = min(self.retry_budget, CANCEL_BUDGET)
         await retrying(lambda: self.sdk.jobs.kill(job_id), what=f"cancelling {job_id}",
@@ -228,6 +252,19 @@ class NeuroClient:
                 return b"".join([chunk async for chunk in chunks])
 
         return await self.retrying(read, f"reading {uri}")
+
+    async def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a whole file to storage (its directory made first), replacing any file there.
+
+        Sent again whole after a transient fault: a partial file is overwritten, never kept.
+        """
+        uri = self.storage_uri(path)
+
+        async def write() -> None:
+            await self.sdk.storage.mkdir(uri.parent, parents=True, exist_ok=True)
+            await self.sdk.storage.create(uri, data)
+
+        await self.retrying(write, f"writing {uri}")
 
 
 async def cancel_job(params: NeuroConnectionParams, job_id: str, budget: float = 30.0) -> None:

@@ -71,8 +71,10 @@ class Outage:
         first_delay: float = 0.5,
         max_delay: float = 15.0,
         progress: int = 0,
+        transient: Callable[[BaseException], bool] = is_transient,
     ) -> None:
         self.what = what
+        self._transient = transient
         self.budget = budget
         self._first_delay = first_delay
         self._max_delay = max_delay
@@ -83,7 +85,7 @@ class Outage:
 
     async def ride_out(self, error: Exception, progress: int = 0) -> None:
         """Sleep before the next attempt, or re-raise: not transient, or over budget."""
-        if not is_transient(error):
+        if not self._transient(error):
             raise error
         now = time.monotonic()
         if progress != self._seen:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -13,6 +21,9 @@ import apolo_sdk
 from airflow.sdk import BaseHook
 
 from airflow_neuro.client import NeuroClient, NeuroConnectionParams, TaskIdentity
+from airflow_neuro.client.http import HttpAnswer, RequestSpec
+from airflow_neuro.client.retry import RETRY_STATUSES
+from airflow_neuro.client.service import HealthProbe, ServiceInfo, Services
 from airflow_neuro.job_request import JobRequest
 
 T = TypeVar("T")
@@ -142,11 +153,15 @@ class NeuroHook(BaseHook):
         return self.run(self.async_client.status(job_id))
 
     def find_jobs(
-        self, tags: Iterable[str], statuses: Iterable[apolo_sdk.JobStatus | str] = ()
+        self,
+        tags: Iterable[str],
+        statuses: Iterable[apolo_sdk.JobStatus | str] = (),
+        name: str | None = None,
     ) -> list[apolo_sdk.JobDescription]:
-        """Jobs carrying every one of ``tags`` (and in one of ``statuses``), newest first."""
+        """Jobs carrying every one of ``tags`` (in one of ``statuses``, named ``name`` in
+        this project), newest first."""
         states = [apolo_sdk.JobStatus(s) for s in statuses]
-        return self.run(self.async_client.find_jobs(tags, states))
+        return self.run(self.async_client.find_jobs(tags, states, name))
 
     def submit_job(self, request: JobRequest, identity: TaskIdentity) -> apolo_sdk.JobDescription:
         """Check the request against the cluster and start the job exactly once."""
@@ -171,6 +186,40 @@ class NeuroHook(BaseHook):
         """Where a person sees the job: the connection's template, else its API resource."""
         return self.async_client.job_page_url(job_id)
 
+    # -- services -------------------------------------------------------------------------
+    @property
+    def services(self) -> Services:
+        """Served models: the async methods behind ``request`` and ``wait_ready``."""
+        return Services(self.async_client)
+
+    def request(
+        self,
+        endpoint: str,
+        path: str = "/",
+        *,
+        method: str = "GET",
+        json: Any = None,
+        data: str | bytes | Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: bool = True,
+        timeout: float = 30.0,
+        retry_statuses: Collection[int] = RETRY_STATUSES,
+    ) -> HttpAnswer:
+        """Send a request to a served model and return its answer, whatever its status.
+
+        :param endpoint: a job name (a live job in this project), a job id, or a URL.
+        :param path: the path under the job's URL (``/predict``).
+        :param auth: send the connection's token, as a job with ``job_http_auth`` needs.
+        :param retry_statuses: answers to ask again for, within the retry budget, as a
+            failed connection is.
+        """
+        spec = RequestSpec(method, json=json, data=data, headers=headers, timeout=timeout)
+        return self.run(self.services.request(endpoint, path, spec, auth, retry_statuses))
+
+    def wait_ready(self, job_id: str, probe: HealthProbe) -> ServiceInfo:
+        """Wait until the job answers ``probe.path`` with one of ``probe.statuses``."""
+        return self.run(self.services.wait_ready(job_id, probe))
+
     # -- storage --------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
         """Whether ``path`` (``models/m.pth``, from the project's root, or a ``storage:`` URI)
@@ -180,6 +229,10 @@ class NeuroHook(BaseHook):
     def read_text(self, path: str, encoding: str = "utf-8") -> str:
         """A whole text file from storage; ``apolo_sdk.ResourceNotFound`` when missing."""
         return self.run(self.async_client.read_bytes(path)).decode(encoding)
+
+    def write_text(self, path: str, text: str, encoding: str = "utf-8") -> None:
+        """Write a whole text file to storage, making its directory when missing."""
+        self.run(self.async_client.write_bytes(path, text.encode(encoding)))
 
     # -- the sync bridge ------------------------------------------------------------------
     def run(self, coro: Awaitable[T]) -> T:

@@ -183,9 +183,7 @@ class NeuroRunOperator(BaseOperator):
             if job is None:
                 job = hook.submit_job(request, identity)
                 self.log.info("Started job %s (%s)", job.id, job.status.value)
-            self.job_id = job.id
-            ti.xcom_push(key=JOB_INFO_KEY, value=JobSummary.of(job).xcom())
-            ti.xcom_push(key=JOB_PAGE_KEY, value=hook.job_page_url(job.id))
+            self._publish(ti, hook, job)
             wanted = STARTED if self.job_detach else FINISHED
             if self.deferrable and job.status not in wanted:
                 self._defer(job.id, wanted)
@@ -200,6 +198,12 @@ class NeuroRunOperator(BaseOperator):
                     self._cancel()
                 raise
         return self._finish(JobSummary.of(job))
+
+    def _publish(self, ti: Any, hook: NeuroHook, job: apolo_sdk.JobDescription) -> None:
+        """Remember the job, and show it in the task's links as soon as it exists."""
+        self.job_id = job.id
+        ti.xcom_push(key=JOB_INFO_KEY, value=JobSummary.of(job).xcom())
+        ti.xcom_push(key=JOB_PAGE_KEY, value=hook.job_page_url(job.id))
 
     def _defer(self, job_id: str, wanted: frozenset[apolo_sdk.JobStatus]) -> None:
         self.defer(
@@ -226,10 +230,18 @@ class NeuroRunOperator(BaseOperator):
         if next_method == TRIGGER_FAIL and self.cancel_on_kill:
             # The deferred wait timed out or failed: the job must not outlive the task.
             assigned = context["ti"].xcom_pull(task_ids=self.task_id, key=JOB_INFO_KEY)
-            if isinstance(assigned, dict) and assigned.get("id"):
+            if (
+                isinstance(assigned, dict)
+                and assigned.get("id")
+                and self._owns(context, assigned["id"])
+            ):
                 self.job_id = assigned["id"]
                 self._cancel()
         return super().resume_execution(next_method, next_kwargs, context)
+
+    def _owns(self, context: Context, job_id: str) -> bool:
+        """Whether this task may cancel the job: here, every job it waits on is its own."""
+        return True
 
     def _finish(self, job: JobSummary) -> dict[str, Any]:
         job.check_outcome(self.raise_on_errno)

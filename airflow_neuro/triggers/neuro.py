@@ -76,9 +76,5 @@ class NeuroJobTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         if not self.cancel_on_kill:
             return
-        shared = await CLIENTS.acquire(self.neuro_conn_id, 30.0)
-        try:
-            await shared.client.cancel(self.job_id)
-            self.log.info("Cancelled job %s", self.job_id)
-        finally:
-            await CLIENTS.release(self.neuro_conn_id)
+        await CLIENTS.cancel(self.neuro_conn_id, self.job_id)
+        self.log.info("Cancelled job %s", self.job_id)

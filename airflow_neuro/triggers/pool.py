@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,19 @@ class ClientPool:
             self._logins.pop(key, None)
             await shared.poller.close()
             await shared.client.close()
+
+    @contextlib.asynccontextmanager
+    async def using(self, conn_id: str, retry_budget: float) -> AsyncIterator[Shared]:
+        shared = await self.acquire(conn_id, retry_budget)
+        try:
+            yield shared
+        finally:
+            await self.release(conn_id)
+
+    async def cancel(self, conn_id: str, job_id: str) -> None:
+        """Cancel a job with the connection's shared client: what a killed trigger does."""
+        async with self.using(conn_id, 30.0) as shared:
+            await shared.client.cancel(job_id)
 
     def count(self) -> int:
         return len(self._shared)

@@ -86,7 +86,7 @@ class Deployment:
         assert response.ok, (method, path, response.status_code, response.text)
         return response.json() if response.content else None
 
-    def trigger(self, dag_id: str) -> str:
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         deadline = time.monotonic() + 120
         while True:  # the dag-processor needs a moment to serialize the DAG
             found = self.session.get(f"{self.api}/api/v2/dags/{dag_id}", timeout=30)
@@ -95,7 +95,9 @@ class Deployment:
             assert time.monotonic() < deadline, f"{dag_id} was never parsed: {found.text}"
             time.sleep(1)
         self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        run = self.call("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
+        run = self.call(
+            "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
+        )
         return str(run["dag_run_id"])
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import apolo_sdk
@@ -49,3 +50,23 @@ def test_marking_a_deferred_task_failed_cancels_its_job(deployment: Deployment) 
             break
         assert time.monotonic() < deadline, (job.status, deployment.logs())
         time.sleep(1)
+
+
+def test_a_deferred_deploy_waits_for_readiness_in_the_triggerer(deployment: Deployment) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_id = deployment.trigger("deployment_serving", conf={"port": port})
+    assert deployment.wait_for_run("deployment_serving", run_id) == "success", deployment.logs()
+    deploy_log = deployment.task_log("deployment_serving", run_id, "deploy")
+    assert "Pausing task as DEFERRED" in deploy_log
+    assert "Trigger fired event" in deploy_log
+    service = deployment.xcom("deployment_serving", run_id, "deploy")
+    assert service["name"] == "deferred-model"
+    # The server warms up for 2 s; the triggerer, which may start late, still counts from
+    # the job's start.
+    assert service["ready_after_s"] >= 2.0
+    assert round(deployment.xcom("deployment_serving", run_id, "predict")["y"][0]) == 7
+    [job] = deployment.platform.jobs(f"airflow-run:{run_id}", "airflow-task:deploy")
+    assert job.id == service["id"]
+    assert job.status == apolo_sdk.JobStatus.CANCELLED  # stopped by the teardown

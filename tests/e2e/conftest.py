@@ -78,6 +78,7 @@ def dags_test(airflow_db: None, platform_process: PlatformProcess) -> Any:
         dag_id: str,
         folder: Path = EXAMPLES,
         platform: PlatformProcess | None = None,
+        conf: dict[str, Any] | None = None,
         **variables: str,
     ) -> DagRunResult:
         env = airflow_env(folder, platform)
@@ -85,8 +86,9 @@ def dags_test(airflow_db: None, platform_process: PlatformProcess) -> Any:
         # One stream, unbuffered: task logs and Airflow's [DAG TEST] markers stay in order
         # (Airflow 3.1 writes them to different streams).
         env["PYTHONUNBUFFERED"] = "1"
+        with_conf = ["--conf", json.dumps(conf)] if conf else []
         done = subprocess.run(
-            [AIRFLOW, "dags", "test", dag_id],
+            [AIRFLOW, "dags", "test", dag_id, *with_conf],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
         )  # fmt: skip
         output = done.stdout

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pendulum
 from airflow.sdk import DAG
 
 from airflow_neuro.operators.neuro import NeuroRunOperator
+from airflow_neuro.operators.serving import (
+    NeuroDeployOperator,
+    NeuroModelPredictOperator,
+    NeuroUndeployOperator,
+)
 from airflow_neuro.sensors.neuro import NeuroJobStatusSensor
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
@@ -44,3 +51,26 @@ with DAG("deployment_kill", schedule=None, start_date=START, catchup=False):
         deferrable=True,
         poll_interval=1,
     )
+
+SERVER = Path(__file__).resolve().parents[3] / "examples" / "dags" / "model_server.py"
+
+with DAG("deployment_serving", schedule=None, start_date=START, catchup=False,
+         params={"port": 18095}):  # fmt: skip
+    deploy = NeuroDeployOperator(
+        task_id="deploy",
+        job_name="deferred-model",
+        job_command=(
+            f"sh -c 'python3 {SERVER} train --out model.json && exec python3 {SERVER} serve"
+            " --model model.json --port {{ params.port }} --warmup 2'"
+        ),
+        job_image="python:3.11",
+        job_http_port="{{ params.port }}",
+        health_path="/health",
+        deferrable=True,
+        poll_interval=0.5,
+    )
+    predict = NeuroModelPredictOperator(
+        task_id="predict", endpoint="deferred-model", request_body={"x": [3]}
+    )
+    stop = NeuroUndeployOperator(task_id="stop", job_name="deferred-model")
+    deploy >> predict >> stop.as_teardown(setups=deploy)

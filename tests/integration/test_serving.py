@@ -1,0 +1,139 @@
+"""Served models through the hook: a real server as a job on the local platform, reached
+over real HTTP through the platform's proxy."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import count
+
+import pytest
+
+from airflow_neuro.client import TaskIdentity
+from airflow_neuro.client.service import HealthProbe
+from airflow_neuro.exceptions import NeuroJobError, ServiceEnded, ServiceNotReady, ServiceRefused
+from airflow_neuro.hooks.neuro import NeuroHook
+from airflow_neuro.job_request import JobRequest
+
+from ..conftest import REPO, PlatformProcess
+
+SERVER = REPO / "examples" / "dags" / "model_server.py"
+RUNS = count()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def probe(path: str = "/health", timeout: float = 30.0, auth: bool = True) -> HealthProbe:
+    return HealthProbe(path=path, auth=auth, deadline=time.time() + timeout, poll_interval=0.2)
+
+
+@contextmanager
+def service(
+    hook: NeuroHook, command: str, port: int, name: str | None = None, auth: bool = True
+) -> Iterator[str]:
+    """A job serving ``port``; cancelled at the end whatever happened."""
+    identity = TaskIdentity("serving", "t", f"run-{next(RUNS)}", -1, 1)
+    request = JobRequest(
+        job_command=command,
+        job_image="python:3.11",
+        job_http_port=port,
+        job_http_auth=auth,
+        job_name=name,
+    )
+    job = hook.submit_job(request, identity)
+    try:
+        yield job.id
+    finally:
+        hook.cancel_job(job.id)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("model") / "model.json"
+    path.write_text('{"kind": "linear", "slope": 2.0, "intercept": 1.0}')
+    return str(path)
+
+
+def serve(model: str, port: int, warmup: float = 0.0) -> str:
+    return f"python3 {SERVER} serve --model {model} --port {port} --warmup {warmup}"
+
+
+def test_ready_when_it_answers_then_predict_info_and_auth(
+    platform_process: PlatformProcess, model: str
+) -> None:
+    port = free_port()
+    with NeuroHook() as hook, service(hook, serve(model, port, warmup=1.0), port) as job_id:
+        started = time.monotonic()
+        info = hook.wait_ready(job_id, probe())
+        # The server answers 503 for its first second: running is not ready.
+        assert time.monotonic() - started >= 1.0
+        assert 1.0 <= info.ready_after_s < 5.0
+        assert info.job.status == "running"
+        assert (
+            info.http_url
+            == f"{platform_process.api_url.removesuffix('/api/v1')}/jobs-http/{job_id}/"
+        )
+        assert info.internal_url == f"http://{job_id}.default:{port}/"
+
+        predicted = hook.request(job_id, "/predict", method="POST", json={"x": [0, 1, 2]})
+        assert predicted.ok
+        assert predicted.value() == {"y": [1.0, 3.0, 5.0]}
+        by_url = hook.request(info.http_url, "info")
+        assert by_url.value()["kind"] == "linear"
+
+        # Without the token the platform's proxy refuses: the job requires auth.
+        anonymous = hook.request(job_id, "/info", auth=False)
+        assert anonymous.status == 401
+        with pytest.raises(ServiceRefused, match=r"answered 401 .*\(job_http_auth is off\)"):
+            hook.wait_ready(job_id, probe(auth=False))
+
+
+def test_a_named_service_is_found_by_name(platform_process: PlatformProcess, model: str) -> None:
+    port = free_port()
+    with NeuroHook() as hook, service(hook, serve(model, port), port, "named-model") as job_id:
+        hook.wait_ready(job_id, probe())
+        assert hook.request("named-model", "/predict", method="POST", json={"x": [1]}).value() == {
+            "y": [3.0]
+        }
+        with pytest.raises(NeuroJobError, match=r"^endpoint: no live job is named 'nobody-here'"):
+            hook.request("nobody-here", "/info")
+
+
+def test_a_server_that_exits_fails_with_its_exit_code_and_log_tail(
+    platform_process: PlatformProcess,
+) -> None:
+    command = "sh -c 'for i in $(seq 1 30); do echo line $i; done; echo model missing >&2; exit 3'"
+    with (
+        NeuroHook() as hook,
+        service(hook, command, free_port()) as job_id,
+        pytest.raises(ServiceEnded) as raised,
+    ):
+        hook.wait_ready(job_id, probe())
+    message = str(raised.value)
+    assert f"job {job_id} failed: reason=Error" in message
+    assert "exit code=3" in message
+    assert message.endswith("  line 30\n  model missing")
+    assert "line 10\n" not in message  # the tail only
+    assert raised.value.job is not None
+    assert raised.value.job.exit_code == 3
+
+
+def test_a_server_that_never_listens_times_out_with_a_hint(
+    platform_process: PlatformProcess,
+) -> None:
+    port = free_port()
+    with NeuroHook() as hook, service(hook, "sleep 60", port) as job_id:
+        started = time.monotonic()
+        with pytest.raises(ServiceNotReady) as raised:
+            hook.wait_ready(job_id, probe(timeout=2.0))
+        assert 2.0 <= time.monotonic() - started < 5.0
+    message = str(raised.value)
+    assert f"job {job_id} did not answer /health with 200 in time" in message
+    assert "502" in message  # the proxy's answer while nothing listens
+    assert f"listens on 0.0.0.0:{port}, not 127.0.0.1" in message
