@@ -6,10 +6,16 @@ import json as jsonlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
+
+from yarl import URL
 
 from airflow_neuro.exceptions import JobArgumentError
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Methods a server may be sent twice (RFC 9110, 9.2.2): a request that may have arrived
+# is repeated only for these.
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # How much of a body an error message quotes: enough for a traceback's last line.
 HEAD_CHARS = 500
 
@@ -25,10 +31,23 @@ def join_url(base: str, path: str) -> str:
     if not isinstance(path, str):
         raise JobArgumentError("path", f"must be a string, got {type(path).__name__}")
     tail = path.lstrip("/")
-    if ".." in tail.split("?", 1)[0].split("/"):
-        # A client would normalise it away and leave the job's root: to the platform's API.
+    # A client normalises ".." (encoded or not) away and would leave the job's root, for
+    # the platform's own API on the local platform, with the token.
+    if ".." in (unquote(segment) for segment in tail.split("?", 1)[0].split("/")):
         raise JobArgumentError("path", f"{path!r}: '..' segments are not allowed")
     return base.rstrip("/") + "/" + tail
+
+
+def same_site(url: str, api_url: str) -> bool:
+    """Whether ``url`` belongs to the platform that ``api_url`` serves, so it may be sent
+    the platform's token: the API's own origin (the local platform serves jobs there), or
+    an https host under the API host's parent domain (``*.jobs.<cluster>.org.apolo.us``
+    for ``api.apolo.us``)."""
+    target, api = URL(url), URL(api_url)
+    if target.origin() == api.origin():
+        return True
+    parent = (api.host or "").partition(".")[2]
+    return target.scheme == "https" and "." in parent and (target.host or "").endswith("." + parent)
 
 
 def check_method(method: str) -> str:

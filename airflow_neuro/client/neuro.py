@@ -96,7 +96,9 @@ class NeuroClient:
         """A session for jobs' own HTTP ports, apart from the SDK's: those answers are the
         served model's, not the platform API's, and are read and retried differently."""
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession()
+            # No cookies kept: one service's cookies must not go to the next (on the local
+            # platform every job's URL is on the same host).
+            self._http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         return self._http
 
     async def retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:

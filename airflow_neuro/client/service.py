@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import apolo_sdk
 
-from airflow_neuro.client.http import HttpAnswer, RequestSpec, join_url
+from airflow_neuro.client.http import IDEMPOTENT, HttpAnswer, RequestSpec, join_url, same_site
 from airflow_neuro.client.neuro import NeuroClient
 from airflow_neuro.client.retry import RETRY_STATUSES, Outage
 from airflow_neuro.client.summary import LIVE, JobSummary
@@ -29,6 +29,7 @@ from airflow_neuro.exceptions import (
     ServiceEnded,
     ServiceNotReady,
     ServiceRefused,
+    ServiceRequestError,
 )
 
 REFUSED = frozenset({401, 403})
@@ -112,8 +113,22 @@ class _Retryable(Exception):
         self.answer = answer
 
 
-def _reached_no_server(error: BaseException) -> bool:
-    return isinstance(error, (_Retryable, aiohttp.ClientConnectionError, TimeoutError))
+def _worth_repeating(method: str) -> Callable[[BaseException], bool]:
+    """A retry status, or a connection that never reached the server, is asked again; a
+    request that may have arrived (a timeout, a dropped connection) only when the method
+    is idempotent: a slow POST /predict is not sent again and again."""
+
+    def worth_it(error: BaseException) -> bool:
+        if isinstance(error, (_Retryable, aiohttp.ClientConnectorError)):
+            return True
+        arrived = isinstance(error, (aiohttp.ClientConnectionError, TimeoutError))
+        return arrived and method in IDEMPOTENT
+
+    return worth_it
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 class Services:
@@ -128,15 +143,24 @@ class Services:
             headers["Authorization"] = f"Bearer {self.client.params.token}"
         return headers
 
-    async def base_url(self, endpoint: str) -> str:
+    async def base_url(self, endpoint: str, auth: bool = True) -> str:
         """The URL of ``endpoint``: an ``http(s)://`` URL as it is, else a job id or the name
-        of a live job in this project, looked up."""
+        of a live job in this project, looked up. With ``auth``, a URL must be the
+        platform's: the token is never sent anywhere else."""
         if not isinstance(endpoint, str) or not endpoint.strip():
             raise JobArgumentError(
                 "endpoint", f"must be a job name, a job id or a URL: {endpoint!r}"
             )
         endpoint = endpoint.strip()
         if endpoint.startswith(("http://", "https://")):
+            api_url = str(self.client.config.api_url)
+            if auth and not same_site(endpoint, api_url):
+                raise JobArgumentError(
+                    "endpoint",
+                    f"{endpoint} is not a URL of the platform at {api_url}, and the"
+                    " platform's token is sent to no other host: use auth=False to call it"
+                    " without the token",
+                )
             return endpoint
         if endpoint.startswith("job-"):
             try:
@@ -188,10 +212,10 @@ class Services:
         """Send ``spec`` to ``path`` of ``endpoint``; answers in ``retry_statuses`` and
         connections that fail are tried again within the retry budget. The last answer is
         returned as it is, whatever its status: the caller decides what fails."""
-        url = join_url(await self.base_url(endpoint), path)
-        outage = Outage(
-            f"{spec.method} {url}", self.client.retry_budget, transient=_reached_no_server
-        )
+        url = join_url(await self.base_url(endpoint, auth), path)
+        what = f"{spec.method} {url}"
+        budget = self.client.retry_budget
+        outage = Outage(what, budget, transient=_worth_repeating(spec.method))
         while True:
             try:
                 answer = await self.send(url, spec, auth)
@@ -204,7 +228,14 @@ class Services:
                 except PlatformUnavailable:
                     if isinstance(e, _Retryable):
                         return e.answer
-                    raise
+                    raise ServiceRequestError(
+                        f"{what}: no answer in the retry budget ({budget:.0f} s); last error:"
+                        f" {_describe(e)}"
+                    ) from e
+                except (aiohttp.ClientError, TimeoutError):
+                    raise ServiceRequestError(
+                        f"{what}: {_describe(e)} (not sent again: it may have reached the server)"
+                    ) from e
 
     async def wait_ready(self, job_id: str, probe: HealthProbe) -> ServiceInfo:
         """Wait until the job's ``probe.path`` answers one of ``probe.statuses``.

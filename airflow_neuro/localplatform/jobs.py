@@ -207,6 +207,7 @@ class JobService:
             source.mkdir(parents=True, exist_ok=True)
             sources.append(source)
         plan = plan_launch(job, workdir, sources, self._hosts.path)
+        await self._port_released(job)
         if not job.is_live:
             return  # cancelled while it was being created
         process = await launch(plan)
@@ -230,6 +231,22 @@ class JobService:
             self._finish(job, SUCCEEDED, exit_code=0)
         else:
             self._finish(job, FAILED, "Error", None, exit_code)
+
+    async def _port_released(self, job: Job) -> None:
+        """Jobs share the machine's network, so a job that replaces a cancelled one on the
+        same port waits for the old process to end (within its kill grace), as a new
+        container would find the port free once the old one has stopped."""
+        ending = [
+            run.process
+            for run in self._runs.values()
+            if run.job is not job and not run.job.is_live and run.process is not None
+            and job.http_port is not None and run.job.http_port == job.http_port
+        ]  # fmt: skip
+        if ending:
+            waits = [asyncio.ensure_future(process.wait()) for process in ending]
+            await asyncio.wait(waits, timeout=self._settings.kill_grace_seconds + 1)
+            for wait in waits:
+                wait.cancel()
 
     def _signal(self, run: _Run, signum: int) -> None:
         if run.process is not None:

@@ -24,8 +24,7 @@ from airflow_neuro.client.service import HealthProbe, ServiceInfo
 from airflow_neuro.exceptions import (
     JobArgumentError,
     NeuroJobError,
-    ServiceNotReady,
-    ServiceRefused,
+    ServiceEnded,
     ServiceRequestError,
 )
 from airflow_neuro.hooks.neuro import NeuroHook
@@ -98,8 +97,13 @@ class NeuroDeployOperator(NeuroRunOperator):
             raise JobArgumentError("if_exists", f"must be one of {IF_EXISTS}, got {if_exists!r}")
         self.health_path = health_path
         self.health_statuses = sorted(check_statuses("health_statuses", health_statuses))
+        if not self.health_statuses:
+            raise JobArgumentError("health_statuses", "name at least one status, e.g. (200,)")
         self.ready_timeout = check_seconds("ready_timeout", ready_timeout)
         self.if_exists = if_exists
+        # Whether this task instance started the job it waits on: only such a job is
+        # cancelled when the deploy fails or is killed, never a service it reused.
+        self._ours = False
 
     def job_request(self) -> JobRequest:
         """The run operator's job, tagged with its spec's fingerprint to recognise it later."""
@@ -114,31 +118,35 @@ class NeuroDeployOperator(NeuroRunOperator):
         check_tags("job_tags", self.job_tags, reserved=len(identity.tags) + 1)
         request = self.job_request()
         request.check(identity.tags)  # before any connection is made
-        probe = HealthProbe(
-            path=self.health_path,
-            statuses=tuple(self.health_statuses),
-            auth=self.job_http_auth,
-            deadline=time.time() + self.ready_timeout,
-            poll_interval=self.poll_interval,
-        )
         with NeuroHook(self.neuro_conn_id, retry_budget=self.retry_budget) as hook:
             self._conn_params = hook.params
             job = self._service_job(hook, identity, request)
             self._publish(ti, hook, job)
-            ours = identity.started(job.tags)
+            self._ours = identity.started(job.tags)
+            # Counted from here: replacing an old job first is not the new one's time.
+            probe = HealthProbe(
+                path=self.health_path,
+                statuses=tuple(self.health_statuses),
+                auth=self.job_http_auth,
+                deadline=time.time() + self.ready_timeout,
+                poll_interval=self.poll_interval,
+            )
             if self.deferrable:
-                self._defer_ready(job.id, probe, ours)
+                self._defer_ready(job.id, probe)
             try:
                 service = hook.wait_ready(job.id, probe)
-            except BaseException as e:
-                # A service this task started must not outlive a failed deploy; a reused
-                # one belongs to whoever started it.
-                if ours and (
-                    self.cancel_on_kill or isinstance(e, ServiceNotReady | ServiceRefused)
-                ):
-                    self._cancel()
+            except ServiceEnded:
+                raise  # nothing left to cancel
+            except BaseException:
+                # A service this task started must not outlive a failed deploy.
+                self.on_kill()
                 raise
         return self._ready(service)
+
+    def on_kill(self) -> None:
+        """Cancel the job when this task instance started it; a reused one is not ours."""
+        if self.cancel_on_kill and self._ours:
+            self._cancel()
 
     def _service_job(
         self, hook: NeuroHook, identity: TaskIdentity, request: JobRequest
@@ -147,6 +155,13 @@ class NeuroDeployOperator(NeuroRunOperator):
         assert request.job_name is not None
         spec = request.job_tags[-1]
         for job in hook.find_jobs((), LIVE, name=request.job_name)[:1]:
+            if job.owner != hook.client.config.username:
+                # Names are unique in a project, not per user: a colleague's service is
+                # neither reused nor stopped.
+                raise NeuroJobError(
+                    f"job_name: {request.job_name!r} is taken by live job {job.id} of user"
+                    f" {job.owner}; deploy under another name"
+                )
             same_spec = spec in job.tags
             if same_spec and self.reattach_on_restart and identity.started(job.tags):
                 self.log.info("Reattaching to service job %s started by an earlier try", job.id)
@@ -168,7 +183,7 @@ class NeuroDeployOperator(NeuroRunOperator):
         self.log.info("Started service job %s (%s)", job.id, job.status.value)
         return job
 
-    def _defer_ready(self, job_id: str, probe: HealthProbe, ours: bool) -> None:
+    def _defer_ready(self, job_id: str, probe: HealthProbe) -> None:
         self.defer(
             trigger=NeuroServiceTrigger(
                 job_id=job_id,
@@ -178,8 +193,7 @@ class NeuroDeployOperator(NeuroRunOperator):
                 health_statuses=list(probe.statuses),
                 auth=probe.auth,
                 poll_interval=probe.poll_interval,
-                cancel_on_failure=ours,
-                cancel_on_kill=ours and self.cancel_on_kill,
+                cancel_on_failure=self._ours and self.cancel_on_kill,
                 retry_budget=self.retry_budget,
             ),
             method_name="execute_complete",
@@ -331,7 +345,9 @@ class NeuroUndeployOperator(BaseOperator):
     Works as a teardown task: ``deploy >> predict >> undeploy.as_teardown(setups=deploy)``
     stops the service even when ``predict`` fails.
 
-    :param job_name: the service's name (every live job of that name in the project).
+    :param job_name: the service's name: your live job of that name in the project (also
+        one a deploy reused from an earlier run; pass the deploy's ``job_id`` from XCom to
+        stop only what this run started).
     :param job_id: the service's job id, instead of a name.
     :param missing_ok: succeed when there is nothing to stop; else fail.
     :param neuro_conn_id: the ``neuro`` connection.
@@ -379,7 +395,12 @@ class NeuroUndeployOperator(BaseOperator):
 
     def _live_jobs(self, hook: NeuroHook) -> list[apolo_sdk.JobDescription]:
         if self.job_name is not None:
-            return hook.find_jobs((), LIVE, name=self.job_name)
+            me = hook.client.config.username
+            named = hook.find_jobs((), LIVE, name=self.job_name)
+            for job in named:
+                if job.owner != me:
+                    self.log.warning("Leaving job %s alone: user %s started it", job.id, job.owner)
+            return [job for job in named if job.owner == me]
         assert self.job_id is not None
         try:
             job = hook.get_job(self.job_id)

@@ -9,7 +9,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_neuro.client import NeuroClient
 from airflow_neuro.client.service import HealthProbe, Services
-from airflow_neuro.exceptions import ServiceNotReady, ServiceRefused
+from airflow_neuro.exceptions import ServiceEnded
 from airflow_neuro.triggers.events import ServiceEvent
 from airflow_neuro.triggers.pool import CLIENTS
 
@@ -25,10 +25,9 @@ class NeuroServiceTrigger(BaseTrigger):
     :param deadline: when to give up, in seconds since the epoch (it survives a restart of
         the triggerer, as a relative timeout would not).
     :param poll_interval: the longest wait between two checks, in seconds.
-    :param cancel_on_failure: cancel the job when it is still live but the wait failed (the
-        deadline passed, or the token was refused): for a service this task started, never
-        for one it only reused.
-    :param cancel_on_kill: cancel the job when a user kills the deferred task.
+    :param cancel_on_failure: cancel the job when the wait fails while it is live (the
+        deadline passed, the token was refused, the platform stayed away) or the deferred
+        task is killed: for a service this task started, never for one it only reused.
     :param retry_budget: seconds to ride out a platform outage before giving up.
     """
 
@@ -42,7 +41,6 @@ class NeuroServiceTrigger(BaseTrigger):
         auth: bool = True,
         poll_interval: float = 10.0,
         cancel_on_failure: bool = False,
-        cancel_on_kill: bool = False,
         retry_budget: float = 300.0,
     ) -> None:
         super().__init__()
@@ -54,7 +52,6 @@ class NeuroServiceTrigger(BaseTrigger):
         self.auth = auth
         self.poll_interval = poll_interval
         self.cancel_on_failure = cancel_on_failure
-        self.cancel_on_kill = cancel_on_kill
         self.retry_budget = retry_budget
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -69,7 +66,6 @@ class NeuroServiceTrigger(BaseTrigger):
                 "auth": self.auth,
                 "poll_interval": self.poll_interval,
                 "cancel_on_failure": self.cancel_on_failure,
-                "cancel_on_kill": self.cancel_on_kill,
                 "retry_budget": self.retry_budget,
             },
         )
@@ -88,11 +84,11 @@ class NeuroServiceTrigger(BaseTrigger):
             try:
                 service = await Services(shared.client).wait_ready(self.job_id, self.probe())
                 event = ServiceEvent.ready(service)
-            except (ServiceNotReady, ServiceRefused) as e:
-                if self.cancel_on_failure:
-                    await self._cancel_after(shared.client, e)
+            except ServiceEnded as e:  # nothing left to cancel
                 event = ServiceEvent.failed(self.job_id, e)
             except Exception as e:
+                if self.cancel_on_failure:
+                    await self._cancel_after(shared.client, e)
                 event = ServiceEvent.failed(self.job_id, e)
         yield TriggerEvent(event.to_json())
 
@@ -104,7 +100,7 @@ class NeuroServiceTrigger(BaseTrigger):
             self.log.error("Could not cancel job %s: %s", self.job_id, e)
 
     async def on_kill(self) -> None:
-        if not self.cancel_on_kill:
+        if not self.cancel_on_failure:
             return
         await CLIENTS.cancel(self.neuro_conn_id, self.job_id)
         self.log.info("Cancelled job %s", self.job_id)

@@ -50,7 +50,10 @@ def test_the_serving_example(dags_test: Any, platform_process: PlatformProcess) 
 def test_a_service_that_fails_in_each_way(
     dags_test: Any, platform_process: PlatformProcess
 ) -> None:
-    result = dags_test("serving_failures", SCENARIOS, conf={"port": free_port()})
+    silent = free_port()  # nothing listens there
+    result = dags_test(
+        "serving_failures", SCENARIOS, conf={"port": free_port(), "silent_port": silent}
+    )
     assert result.states == {
         "deploy": "success",
         "bad_predict": "failed",
@@ -74,9 +77,9 @@ def test_a_service_that_fails_in_each_way(
     assert "  loading weights\n" in result.output
     assert "  weights.pt: no such file" in result.output
 
-    silent = log_of(result, "never_listens")
-    assert "did not answer / with 200 in time" in silent
-    assert "listens on 0.0.0.0:8080, not 127.0.0.1" in silent
+    never_log = log_of(result, "never_listens")
+    assert "did not answer / with 200 in time" in never_log
+    assert f"listens on 0.0.0.0:{silent}, not 127.0.0.1" in never_log
     never = only_job(platform_process, result, "never_listens")
     assert never.status == apolo_sdk.JobStatus.CANCELLED  # this task started it
 

@@ -3,19 +3,32 @@ over real HTTP through the platform's proxy."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import count
+from pathlib import Path
+from typing import Any
 
+import apolo_sdk
 import pytest
 
 from airflow_neuro.client import TaskIdentity
 from airflow_neuro.client.service import HealthProbe
-from airflow_neuro.exceptions import NeuroJobError, ServiceEnded, ServiceNotReady, ServiceRefused
+from airflow_neuro.exceptions import (
+    JobArgumentError,
+    NeuroJobError,
+    ServiceEnded,
+    ServiceNotReady,
+    ServiceRefused,
+    ServiceRequestError,
+)
 from airflow_neuro.hooks.neuro import NeuroHook
 from airflow_neuro.job_request import JobRequest
+from airflow_neuro.triggers.events import ServiceEvent
+from airflow_neuro.triggers.serving import NeuroServiceTrigger
 
 from ..conftest import REPO, PlatformProcess
 
@@ -137,3 +150,68 @@ def test_a_server_that_never_listens_times_out_with_a_hint(
     assert f"job {job_id} did not answer /health with 200 in time" in message
     assert "502" in message  # the proxy's answer while nothing listens
     assert f"listens on 0.0.0.0:{port}, not 127.0.0.1" in message
+
+
+def test_the_token_is_not_sent_to_a_url_off_the_platform(platform_process: PlatformProcess) -> None:
+    with NeuroHook() as hook, pytest.raises(JobArgumentError) as raised:
+        hook.request("https://models.example.com/predict", method="POST", json={})
+    assert str(raised.value).startswith(
+        "endpoint: https://models.example.com/predict is not a URL of the platform at"
+    )
+    assert "use auth=False" in str(raised.value)
+
+
+# Logs each request as it arrives, and takes 2 s over its answer.
+SLOW = """
+import http.server, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        print("got", self.command, self.path, flush=True)
+        time.sleep(2)
+        self.send_response(200)
+        self.end_headers()
+    do_GET = do_POST
+http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_a_post_that_may_have_arrived_is_not_sent_again(
+    platform_process: PlatformProcess, tmp_path: Path
+) -> None:
+    port = free_port()
+    (tmp_path / "slow.py").write_text(SLOW)
+    command = f"python3 {tmp_path / 'slow.py'} {port}"
+    with NeuroHook() as hook:
+        with service(hook, command, port, auth=False) as job_id:
+            url = hook.wait_ready(job_id, probe("/", auth=False)).http_url
+            with pytest.raises(ServiceRequestError, match=r"not sent again"):
+                hook.request(str(url), "/predict", method="POST", json={}, auth=False, timeout=0.5)
+            # An idempotent GET is asked again after its timeouts, within the budget.
+            hook.async_client.retry_budget = 3.0
+            with pytest.raises(ServiceRequestError, match=r"no answer in the retry budget \(3 s\)"):
+                hook.request(job_id, "/info", auth=False, timeout=0.5)
+        log = "\n".join(hook.iter_job_log(job_id))
+    assert log.count("got POST /predict") == 1
+    assert log.count("got GET /info") >= 2
+
+
+def test_a_failed_deferred_wait_cancels_a_service_the_task_started(
+    platform_process: PlatformProcess,
+) -> None:
+    with NeuroHook() as hook:
+        job = hook.submit_job(
+            JobRequest(job_command="sleep 60", job_image="python:3.11"),
+            TaskIdentity("serving", "t", f"run-{next(RUNS)}", -1, 1),
+        )
+
+        async def fire() -> dict[str, Any]:
+            trigger = NeuroServiceTrigger(
+                job.id, deadline=time.time() + 30, poll_interval=0.2, cancel_on_failure=True
+            )
+            event = await anext(aiter(trigger.run()))
+            return event.payload  # type: ignore[no-any-return]
+
+        event = asyncio.run(fire())
+        with pytest.raises(NeuroJobError, match="serves no HTTP port"):
+            ServiceEvent.from_json(event).service_or_raise()
+        assert hook.get_job(job.id).status == apolo_sdk.JobStatus.CANCELLED

@@ -203,3 +203,37 @@ async def test_other_jobs_reach_a_job_by_its_internal_hostnames(
     await wait_for_status(client, later.id)
     log = b"".join(await read_log(client, later.id)).decode()
     assert log == f"{backend.internal_hostname_named} unresolved\n"
+
+
+# Holds the port, and takes a second to let it go when asked to stop, as servers do.
+SLOW_TO_STOP = """
+import signal, socket, sys, time
+s = socket.socket()
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen()
+signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1.0), sys.exit(0)))
+time.sleep(600)
+"""
+BIND = "import socket, sys; socket.socket().bind(('0.0.0.0', int(sys.argv[1]))); print('bound')"
+
+
+async def test_a_replacement_on_the_same_port_starts_once_the_old_process_let_it_go(
+    client: apolo_sdk.Client,
+) -> None:
+    port = free_port()
+    http = apolo_sdk.HTTPPort(port, requires_auth=False)
+    old = await start(client, f"{sys.executable} -c '{SLOW_TO_STOP}' {port}", http=http)
+    await wait_for_status(client, old.id, {apolo_sdk.JobStatus.RUNNING})
+    while True:  # until the old job holds the port
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        break
+    await client.jobs.kill(old.id)  # cancelled at once; its process ends a second later
+    new = await start(client, f'{sys.executable} -c "{BIND}" {port}', http=http)
+    done = await wait_for_status(client, new.id)
+    assert (done.status, done.history.exit_code) == (apolo_sdk.JobStatus.SUCCEEDED, 0)
+    assert b"".join(await read_log(client, new.id)) == b"bound\n"

@@ -23,7 +23,7 @@ TRAIN_AND_SERVE = (
 )
 
 with DAG("serving_failures", schedule=None, start_date=START, catchup=False,
-         params={"port": 18090}):  # fmt: skip
+         params={"port": 18090, "silent_port": 18092}):  # fmt: skip
     deploy = NeuroDeployOperator(
         task_id="deploy",
         job_name="teardown-model",
@@ -45,7 +45,7 @@ with DAG("serving_failures", schedule=None, start_date=START, catchup=False,
         job_name="exits-model",
         job_command="sh -c 'echo loading weights; echo weights.pt: no such file >&2; exit 3'",
         job_image="python:3.11",
-        job_http_port=8080,
+        job_http_port="{{ params.silent_port }}",
         poll_interval=0.5,
     )
     NeuroDeployOperator(
@@ -53,7 +53,7 @@ with DAG("serving_failures", schedule=None, start_date=START, catchup=False,
         job_name="silent-model",
         job_command="sleep 120",
         job_image="python:3.11",
-        job_http_port=8080,
+        job_http_port="{{ params.silent_port }}",
         ready_timeout=3,
         poll_interval=0.5,
     )

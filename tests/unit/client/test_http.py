@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_neuro.client.http import HttpAnswer, RequestSpec, check_statuses, join_url
+from airflow_neuro.client.http import HttpAnswer, RequestSpec, check_statuses, join_url, same_site
 from airflow_neuro.exceptions import JobArgumentError
 
 
@@ -85,3 +85,26 @@ def test_error_messages_quote_only_the_start_of_a_long_body() -> None:
     assert not long.ok
     assert long.head() == "x" * 500 + "..."
     assert long.describe() == "500 OK"
+
+
+def test_encoded_dots_cannot_climb_out_either() -> None:
+    with pytest.raises(JobArgumentError, match=r"'\.\.' segments are not allowed"):
+        join_url("http://h/jobs-http/job-1/", "/%2e%2e/%2E%2e/api/v1/jobs")
+
+
+@pytest.mark.parametrize(
+    ("url", "api", "trusted"),
+    [
+        # The real platform: jobs live under the API host's parent domain, over https.
+        ("https://m--x.jobs.c.org.apolo.us/", "https://api.apolo.us/api/v1", True),
+        ("http://m--x.jobs.c.org.apolo.us/", "https://api.apolo.us/api/v1", False),
+        ("https://apolo.us.evil.example/", "https://api.apolo.us/api/v1", False),
+        ("https://example.com/predict", "https://api.apolo.us/api/v1", False),
+        # The local platform: jobs are paths on the API's own origin.
+        ("http://127.0.0.1:8765/jobs-http/job-1/", "http://127.0.0.1:8765/api/v1", True),
+        ("http://127.0.0.1:9999/", "http://127.0.0.1:8765/api/v1", False),
+        ("http://localhost:8765/x", "http://localhost:8765/api/v1", True),
+    ],
+)
+def test_the_token_goes_only_to_the_platforms_own_hosts(url: str, api: str, trusted: bool) -> None:
+    assert same_site(url, api) is trusted

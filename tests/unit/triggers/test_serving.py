@@ -32,7 +32,6 @@ def test_serialize_pins_the_classpath_and_every_argument() -> None:
         "auth": True,
         "poll_interval": 10.0,
         "cancel_on_failure": False,
-        "cancel_on_kill": False,
         "retry_budget": 300.0,
     }
     assert NeuroServiceTrigger(**kwargs).serialize() == (path, kwargs)
