@@ -7,7 +7,8 @@ start and end in the metadata DB; requests per task from the platform's request 
 - `NeuroRunOperator` detached (returns once the job runs) and attached (waits for the end);
 - a `BashOperator` running the official CLI, `apolo run --detach ... -- true`, from the
   `.venv-apolo` virtualenv (what a user would write instead);
-- a `BashOperator` running `true` locally: the floor, Airflow's own cost of a task.
+- a `BashOperator` running `true` locally: the floor, Airflow's own cost of a task;
+- `NeuroRunOperator(cache=True)` finding an earlier job's result (a cache hit).
 
     .venv/bin/python bench/task_overhead.py [--tasks 30]
 """
@@ -60,6 +61,11 @@ chain("bench_neuro_attached", lambda t: NeuroRunOperator(
     task_id=t, job_command="true", job_image="ubuntu", job_resources_preset="cpu-small",
     job_detach=False))
 chain("bench_cli", lambda t: BashOperator(task_id=t, bash_command=CLI))
+cached = dict(job_command="true", job_image="ubuntu", job_resources_preset="cpu-small",
+              cache=True)
+with DAG("bench_cache_warm", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(task_id="warm", job_detach=False, **cached)
+chain("bench_neuro_cached", lambda t: NeuroRunOperator(task_id=t, **cached))
 """
 
 ROUTES = {
@@ -67,6 +73,8 @@ ROUTES = {
     "bench_neuro_detached": "NeuroRunOperator, detached",
     "bench_neuro_attached": "NeuroRunOperator, attached (job_detach=False)",
     "bench_cli": "BashOperator `apolo run --detach`",
+    # Every task finds the result of the job bench_cache_warm ran: no job is started.
+    "bench_neuro_cached": "NeuroRunOperator, cache=True, a hit",
 }
 
 
@@ -114,6 +122,9 @@ def main(args: argparse.Namespace) -> None:
         os.environ.update(
             {k: env[k] for k in ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")}
         )
+        warm = subprocess.run([str(AIRFLOW), "dags", "test", "bench_cache_warm"], env=env,
+                              capture_output=True, text=True)  # fmt: skip
+        assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
         results = {}
         for dag_id in ROUTES:
             before = asyncio.run(request_count(p.api_url, p.token))

@@ -129,10 +129,11 @@ class NeuroClient:
         return await self.retrying(listed, "the job list")
 
     async def submit_once(
-        self, prepared: PreparedJob, identity: TaskIdentity
+        self, prepared: PreparedJob, identity: TaskIdentity, adopt_tag: str | None = None
     ) -> apolo_sdk.JobDescription:
         """Create the job; after an answer that may have been lost, look for it before
-        trying again, so that a job is never created twice."""
+        trying again, so that a job is never created twice. When the name is taken by a
+        live job carrying ``adopt_tag`` (the same cached work), that job is the answer."""
 
         async def create() -> apolo_sdk.JobDescription:
             try:
@@ -143,7 +144,7 @@ class NeuroClient:
                     raise
                 # Ours from an earlier attempt: use it. Someone else's: say so by name.
                 other = await self.status(taken.group(1))
-                if identity.started(other.tags):
+                if identity.started(other.tags) or (adopt_tag and adopt_tag in other.tags):
                     return other
                 raise JobArgumentError(
                     "job_name",
@@ -236,11 +237,15 @@ class NeuroClient:
         """``storage:`` URIs as they are; other paths are taken from the project's root."""
         return URL(path if path.startswith("storage:") else "storage:" + path)
 
+    async def stat(self, path: str | URL) -> apolo_sdk.FileStatus:
+        """A file's or directory's status; ``apolo_sdk.ResourceNotFound`` when missing."""
+        uri = path if isinstance(path, URL) else self.storage_uri(path)
+        return await self.retrying(lambda: self.sdk.storage.stat(uri), f"the status of {uri}")
+
     async def exists(self, path: str) -> bool:
         """Whether a file or directory is on storage (``models/m.pth`` or a ``storage:`` URI)."""
-        uri = self.storage_uri(path)
         try:
-            await self.retrying(lambda: self.sdk.storage.stat(uri), f"the status of {uri}")
+            await self.stat(path)
         except apolo_sdk.ResourceNotFound:
             return False
         return True

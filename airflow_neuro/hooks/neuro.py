@@ -163,10 +163,13 @@ class NeuroHook(BaseHook):
         states = [apolo_sdk.JobStatus(s) for s in statuses]
         return self.run(self.async_client.find_jobs(tags, states, name))
 
-    def submit_job(self, request: JobRequest, identity: TaskIdentity) -> apolo_sdk.JobDescription:
-        """Check the request against the cluster and start the job exactly once."""
+    def submit_job(
+        self, request: JobRequest, identity: TaskIdentity, adopt_tag: str | None = None
+    ) -> apolo_sdk.JobDescription:
+        """Check the request against the cluster and start the job exactly once (or take
+        the live job that holds its name and carries ``adopt_tag``)."""
         prepared = request.resolve(self.client, identity.tags)
-        return self.run(self.async_client.submit_once(prepared, identity))
+        return self.run(self.async_client.submit_once(prepared, identity, adopt_tag))
 
     def wait_for_job(
         self, job_id: str, statuses: Iterable[apolo_sdk.JobStatus], poll_interval: float = 10.0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import apolo_sdk
@@ -19,10 +21,11 @@ from airflow_neuro.client import (
     TaskIdentity,
     cancel_job,
 )
+from airflow_neuro.client.cache import JobCache, cache_job_name, cache_key, cache_tag
 from airflow_neuro.compat import conf
 from airflow_neuro.exceptions import JobArgumentError
 from airflow_neuro.hooks.neuro import NeuroHook
-from airflow_neuro.job_request import JobRequest
+from airflow_neuro.job_request import JobRequest, check_tags
 from airflow_neuro.links.neuro import JOB_INFO_KEY, JOB_PAGE_KEY, NeuroJobHttpLink, NeuroJobLink
 from airflow_neuro.triggers.events import JobEvent
 from airflow_neuro.triggers.neuro import NeuroJobTrigger
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 TRIGGER_FAIL = "__fail__"  # what Airflow resumes a deferred task with when it timed out
+CACHE_MODES = ("reuse", "refresh")
 
 
 class NeuroRunOperator(BaseOperator):
@@ -67,6 +71,17 @@ class NeuroRunOperator(BaseOperator):
     :param cancel_on_kill: cancel the job when the task is killed or times out.
     :param retry_budget: seconds to ride out a platform outage (connection errors, 502,
         503, 504) before failing the task.
+    :param cache: take the result of a succeeded job with the same cache key instead of
+        running again, and wait on a live one instead of starting a second.
+    :param cache_ttl: how long a result counts (a ``timedelta`` or seconds; 14 days).
+    :param cache_mode: ``"reuse"``, or ``"refresh"``: run anyway and become the entry
+        later runs reuse.
+    :param cache_key_extra: anything else that should split the cache (templated).
+    :param cache_inputs: storage paths whose files' size and modification time join the key
+        (templated).
+    :param cache_outputs: storage paths that must still exist for a result to count
+        (templated).
+    :param cache_ignore_env: environment variable names left out of the key (say, a run id).
     """
 
     template_fields: Sequence[str] = (
@@ -81,6 +96,9 @@ class NeuroRunOperator(BaseOperator):
         "job_description",
         "job_http_port",
         "neuro_conn_id",
+        "cache_key_extra",
+        "cache_inputs",
+        "cache_outputs",
     )
     template_fields_renderers = {"job_environ": "json", "job_command": "bash"}
     operator_extra_links = (NeuroJobLink(), NeuroJobHttpLink())
@@ -114,6 +132,13 @@ class NeuroRunOperator(BaseOperator):
         reuse_finished_job: bool = False,
         cancel_on_kill: bool = True,
         retry_budget: float = 300.0,
+        cache: bool = False,
+        cache_ttl: timedelta | float = timedelta(days=14),
+        cache_mode: str = "reuse",
+        cache_key_extra: Any = None,
+        cache_inputs: Sequence[str] = (),
+        cache_outputs: Sequence[str] = (),
+        cache_ignore_env: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -142,7 +167,21 @@ class NeuroRunOperator(BaseOperator):
         self.reuse_finished_job = reuse_finished_job
         self.cancel_on_kill = cancel_on_kill
         self.retry_budget = retry_budget
+        self.cache = cache
+        self.cache_ttl = _ttl(cache_ttl)
+        if cache_mode not in CACHE_MODES:
+            raise JobArgumentError(
+                "cache_mode", f"must be one of {CACHE_MODES}, got {cache_mode!r}"
+            )
+        self.cache_mode = cache_mode
+        self.cache_key_extra = cache_key_extra
+        self.cache_inputs = _paths("cache_inputs", cache_inputs)
+        self.cache_outputs = _paths("cache_outputs", cache_outputs)
+        self.cache_ignore_env = _paths("cache_ignore_env", cache_ignore_env)
         self.job_id: str | None = None
+        # Whether this task instance started the job it waits on: only such a job is
+        # cancelled when the task is killed, never one it attached to.
+        self._ours = False
         self._conn_params: NeuroConnectionParams | None = None
         if job_resources_preset is not None and job_resources is not None:
             raise JobArgumentError(
@@ -173,6 +212,10 @@ class NeuroRunOperator(BaseOperator):
         identity = TaskIdentity.of(ti)
         request = self.job_request()
         request.check(identity.tags)  # before any connection is made
+        if self.cache:
+            check_tags("job_tags", self.job_tags, reserved=len(identity.tags) + 1)
+            _paths("cache_inputs", self.cache_inputs)
+            _paths("cache_outputs", self.cache_outputs)
         if self.job_is_preemptible and self.job_resources is not None:
             self.log.warning(
                 "job_is_preemptible is ignored: the platform chooses preemptible nodes by preset"
@@ -180,9 +223,28 @@ class NeuroRunOperator(BaseOperator):
         with NeuroHook(self.neuro_conn_id, retry_budget=self.retry_budget) as hook:
             self._conn_params = hook.params
             job = self._earlier_job(hook, identity)
+            adopt = None
+            if job is None and self.cache:
+                key = self._cache_key(hook, request)
+                adopt = cache_tag(key)
+                request = dataclasses.replace(request, job_tags=[*request.job_tags, adopt])
+                if self.cache_mode == "reuse":
+                    # Named after the key, two tasks starting the same work at once collide,
+                    # and the second takes the first one's job (submit_job's adopt_tag).
+                    request = dataclasses.replace(
+                        request, job_name=request.job_name or cache_job_name(key)
+                    )
+                    found = self._from_cache(hook, ti, key)
+                    if isinstance(found, dict):
+                        return found
+                    job = found
             if job is None:
-                job = hook.submit_job(request, identity)
-                self.log.info("Started job %s (%s)", job.id, job.status.value)
+                job = hook.submit_job(request, identity, adopt)
+                if identity.started(job.tags):
+                    self.log.info("Started job %s (%s)", job.id, job.status.value)
+                else:  # another task started the same cached work a moment before
+                    self._log_waiting(job.id, adopt)
+            self._ours = identity.started(job.tags)
             self._publish(ti, hook, job)
             wanted = STARTED if self.job_detach else FINISHED
             if self.deferrable and job.status not in wanted:
@@ -194,10 +256,41 @@ class NeuroRunOperator(BaseOperator):
                 job = hook.wait_for_job(job.id, wanted, self.poll_interval)
             except BaseException:
                 # Killed, timed out or broken: do not leave the job running and billing.
-                if self.cancel_on_kill:
-                    self._cancel()
+                self.on_kill()
                 raise
         return self._finish(JobSummary.of(job))
+
+    def _cache_key(self, hook: NeuroHook, request: JobRequest) -> str:
+        inputs = hook.run(JobCache(hook.async_client).input_state(self.cache_inputs))
+        return cache_key(request, self.cache_key_extra, self.cache_ignore_env, inputs)
+
+    def _from_cache(
+        self, hook: NeuroHook, ti: Any, key: str
+    ) -> dict[str, Any] | apolo_sdk.JobDescription | None:
+        """A cached result's XCom, a live job making it, or None: start one."""
+        found = hook.run(
+            JobCache(hook.async_client).lookup(key, self.cache_ttl, self.cache_outputs)
+        )
+        for reason in found.passed_over:
+            self.log.info("Cache key %s: not reusing %s", key, reason)
+        if found.hit is not None:
+            job = found.hit
+            finished = job.history.finished_at
+            self.log.info(
+                "Cache hit for key %s: job %s succeeded at %s; its result is this task's,"
+                " no new job",
+                key, job.id, f"{finished:%Y-%m-%d %H:%M:%S} UTC" if finished else "?",
+            )  # fmt: skip
+            self.job_id = job.id
+            ti.xcom_push(key=JOB_INFO_KEY, value=JobSummary.of(job).xcom())
+            ti.xcom_push(key=JOB_PAGE_KEY, value=hook.job_page_url(job.id))
+            return {**JobSummary.of(job).xcom(), "cached": True, "cached_from": job.id}
+        if found.live is not None:
+            self._log_waiting(found.live.id, cache_tag(key))
+        return found.live
+
+    def _log_waiting(self, job_id: str, tag: str | None) -> None:
+        self.log.info("Cache %s: job %s is making this result now; waiting on it", tag, job_id)
 
     def _publish(self, ti: Any, hook: NeuroHook, job: apolo_sdk.JobDescription) -> None:
         """Remember the job, and show it in the task's links as soon as it exists."""
@@ -213,7 +306,7 @@ class NeuroRunOperator(BaseOperator):
                 statuses=sorted(s.value for s in wanted),
                 poll_interval=self.poll_interval,
                 follow_log=not self.job_detach,
-                cancel_on_kill=self.cancel_on_kill,
+                cancel_on_kill=self.cancel_on_kill and self._ours,
                 retry_budget=self.retry_budget,
             ),
             method_name="execute_complete",
@@ -240,8 +333,10 @@ class NeuroRunOperator(BaseOperator):
         return super().resume_execution(next_method, next_kwargs, context)
 
     def _owns(self, context: Context, job_id: str) -> bool:
-        """Whether this task may cancel the job: here, every job it waits on is its own."""
-        return True
+        """Whether some try of this task instance started the job: only then may it cancel
+        it, never a job it attached to (a cached one, a reused service)."""
+        with NeuroHook(self.neuro_conn_id, retry_budget=30.0) as hook:
+            return TaskIdentity.of(context["ti"]).started(hook.get_job(job_id).tags)
 
     def _finish(self, job: JobSummary) -> dict[str, Any]:
         job.check_outcome(self.raise_on_errno)
@@ -289,5 +384,24 @@ class NeuroRunOperator(BaseOperator):
             self.log.info("Cancelled job %s", job_id)
 
     def on_kill(self) -> None:
-        if self.cancel_on_kill:
+        if self.cancel_on_kill and self._ours:
             self._cancel()
+
+
+def _ttl(value: timedelta | float) -> timedelta:
+    ttl = value if isinstance(value, timedelta) else None
+    if ttl is None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        ttl = timedelta(seconds=value)
+    if ttl is None or ttl <= timedelta(0):
+        raise JobArgumentError(
+            "cache_ttl", f"must be a positive timedelta or seconds, got {value!r}"
+        )
+    return ttl
+
+
+def _paths(argument: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise JobArgumentError(argument, f"must be a list of strings, got {value!r}")
+    if not all(isinstance(item, str) and item for item in value):
+        raise JobArgumentError(argument, f"must be a list of non-empty strings, got {value!r}")
+    return list(value)

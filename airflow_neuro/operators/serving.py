@@ -75,7 +75,7 @@ class NeuroDeployOperator(NeuroRunOperator):
         job_lifespan: float | None = ONE_DAY,
         **kwargs: Any,
     ) -> None:
-        for fixed in ("job_detach", "reuse_finished_job"):
+        for fixed in ("job_detach", "reuse_finished_job", "cache"):
             if fixed in kwargs:
                 raise JobArgumentError(
                     fixed, "a service runs until it is stopped; NeuroDeployOperator sets it"
@@ -101,9 +101,6 @@ class NeuroDeployOperator(NeuroRunOperator):
             raise JobArgumentError("health_statuses", "name at least one status, e.g. (200,)")
         self.ready_timeout = check_seconds("ready_timeout", ready_timeout)
         self.if_exists = if_exists
-        # Whether this task instance started the job it waits on: only such a job is
-        # cancelled when the deploy fails or is killed, never a service it reused.
-        self._ours = False
 
     def job_request(self) -> JobRequest:
         """The run operator's job, tagged with its spec's fingerprint to recognise it later."""
@@ -142,11 +139,6 @@ class NeuroDeployOperator(NeuroRunOperator):
                 self.on_kill()
                 raise
         return self._ready(service)
-
-    def on_kill(self) -> None:
-        """Cancel the job when this task instance started it; a reused one is not ours."""
-        if self.cancel_on_kill and self._ours:
-            self._cancel()
 
     def _service_job(
         self, hook: NeuroHook, identity: TaskIdentity, request: JobRequest
@@ -203,11 +195,6 @@ class NeuroDeployOperator(NeuroRunOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: the same errors and XCom as a task that waited."""
         return self._ready(ServiceEvent.from_json(event).service_or_raise())
-
-    def _owns(self, context: Context, job_id: str) -> bool:
-        """Only a job some try of this task instance started: never a reused service."""
-        with NeuroHook(self.neuro_conn_id, retry_budget=30.0) as hook:
-            return TaskIdentity.of(context["ti"]).started(hook.get_job(job_id).tags)
 
     def _ready(self, service: ServiceInfo) -> dict[str, Any]:
         self.log.info(

@@ -70,3 +70,18 @@ def test_a_deferred_deploy_waits_for_readiness_in_the_triggerer(deployment: Depl
     [job] = deployment.platform.jobs(f"airflow-run:{run_id}", "airflow-task:deploy")
     assert job.id == service["id"]
     assert job.status == apolo_sdk.JobStatus.CANCELLED  # stopped by the teardown
+
+
+def test_two_runs_started_together_share_one_cached_job(deployment: Deployment) -> None:
+    nonce = {"nonce": str(time.time())}
+    runs = [deployment.trigger("deployment_cache", conf=nonce) for _ in range(2)]
+    for run_id in runs:
+        assert deployment.wait_for_run("deployment_cache", run_id) == "success", deployment.logs()
+    xcoms = [deployment.xcom("deployment_cache", run_id, "train") for run_id in runs]
+    jobs = deployment.platform.jobs("airflow-dag:deployment_cache")
+    assert [job.id for job in jobs] == [xcoms[0]["id"]] == [xcoms[1]["id"]]
+    # The two tasks overlapped: neither found a finished result, one waited on the other's job.
+    assert not any(xcom.get("cached") for xcom in xcoms)
+    logs = [deployment.task_log("deployment_cache", run_id, "train") for run_id in runs]
+    assert all("trained" in log for log in logs)
+    assert sum(f"job {jobs[0].id} is making this result now" in log for log in logs) == 1

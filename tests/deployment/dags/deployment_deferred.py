@@ -74,3 +74,14 @@ with DAG("deployment_serving", schedule=None, start_date=START, catchup=False,
     )
     stop = NeuroUndeployOperator(task_id="stop", job_name="deferred-model")
     deploy >> predict >> stop.as_teardown(setups=deploy)
+
+with DAG("deployment_cache", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(
+        task_id="train",
+        job_command="sh -c 'sleep 8; echo trained'",
+        job_image="ubuntu",
+        job_detach=False,
+        cache=True,
+        cache_key_extra="{{ dag_run.conf.get('nonce') }}",
+        poll_interval=1,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import apolo_sdk
@@ -19,7 +20,7 @@ def test_template_fields_are_the_documented_ones() -> None:
     assert set(NeuroRunOperator.template_fields) == {
         "job_command", "job_image", "job_volumes", "job_name", "job_resources_preset",
         "job_tags", "job_environ", "job_entrypoint", "job_description", "job_http_port",
-        "neuro_conn_id",
+        "neuro_conn_id", "cache_key_extra", "cache_inputs", "cache_outputs",
     }  # fmt: skip
 
 
@@ -63,3 +64,25 @@ def test_resuming_from_a_failed_wait_names_the_job_and_the_cause() -> None:
     event = JobEvent.failed("job-9", RuntimeError("the platform went away")).to_json()
     with pytest.raises(NeuroJobError, match="waiting for job job-9 failed: RuntimeError: the"):
         operator().execute_complete(context, event)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cache_mode": "always"}, "cache_mode: must be one of ('reuse', 'refresh')"),
+        ({"cache_ttl": 0}, "cache_ttl: must be a positive timedelta or seconds"),
+        ({"cache_ttl": "1d"}, "cache_ttl: must be a positive timedelta or seconds"),
+        ({"cache_inputs": "data/"}, "cache_inputs: must be a list of strings"),
+        ({"cache_outputs": [""]}, "cache_outputs: must be a list of non-empty strings"),
+        ({"cache_ignore_env": [1]}, "cache_ignore_env: must be a list of non-empty strings"),
+    ],
+)
+def test_cache_arguments_are_checked_at_parse_time(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(JobArgumentError) as raised:
+        operator(cache=True, **kwargs)
+    assert str(raised.value).startswith(message)
+
+
+def test_the_cache_ttl_takes_seconds_or_a_timedelta() -> None:
+    assert operator(cache_ttl=60).cache_ttl == timedelta(minutes=1)
+    assert operator().cache_ttl == timedelta(days=14)
