@@ -43,20 +43,40 @@ def cache_key(
     extra: Any = None,
     ignore_env: Collection[str] = (),
     inputs: Iterable[tuple[str, int, int]] = (),
+    where: str = "",
 ) -> str:
-    """The key of a job's result: a hash of the fields that decide it, and input files'
-    ``(path, size, modification time)``."""
+    """The key of a job's result: a hash of the fields that decide it, input files'
+    ``(path, size, modification time)``, and ``where`` (the cluster, org and project:
+    relative storage paths mean another place in another project)."""
     fields = {
+        "where": where,
         "image": request.job_image,
-        "entrypoint": request.job_entrypoint,
+        "entrypoint": request.job_entrypoint or None,
         "command": request.job_command,
         "env": {k: v for k, v in dict(request.job_environ).items() if k not in ignore_env},
-        "volumes": [v if isinstance(v, str) else repr(v) for v in request.job_volumes],
+        "volumes": [_volume(v) for v in request.job_volumes],
         "extra": extra,
         "inputs": sorted(inputs),
     }
-    text = json.dumps(fields, sort_keys=True, default=repr)
+    try:
+        text = json.dumps(fields, sort_keys=True, default=_canonical)
+    except TypeError as e:  # a mapping with keys that are not strings, say
+        raise JobArgumentError("cache_key_extra", f"must be JSON-like data: {e}") from None
     return hashlib.sha256(text.encode()).hexdigest()[:KEY_CHARS]
+
+
+def _volume(volume: object) -> str:
+    """One spelling per volume: ``storage:a:/m`` and ``storage:a:/m:rw`` are the same."""
+    if isinstance(volume, str):
+        return volume if volume.count(":") == 3 else f"{volume}:rw"
+    return repr(volume)
+
+
+def _canonical(value: object) -> object:
+    # A set's order depends on the process's hash seed: sorted, it keys the same everywhere.
+    if isinstance(value, (set, frozenset)):
+        return sorted(repr(item) for item in value)
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -109,19 +129,24 @@ class JobCache:
         ``outputs`` all exist; else the newest live job with the key. Failed and cancelled
         jobs never count."""
         tag = cache_tag(key)
-        wanted = list(outputs)
         passed_over: list[str] = []
         now = datetime.now(UTC)
-        for job in await self.client.find_jobs([tag], [apolo_sdk.JobStatus.SUCCEEDED]):
-            finished = job.history.finished_at or job.history.created_at
-            if finished is not None and now - finished > ttl:
-                passed_over.append(f"{job.id} finished {finished:%Y-%m-%d %H:%M} UTC, past the TTL")
-                break  # the rest are older still
-            missing = [path for path in wanted if not await self.client.exists(path)]
-            if missing:
-                # Every job with the key wrote the same outputs: none of them can serve.
-                passed_over.append(f"{job.id}: its output {missing[0]} is gone")
-                break
-            return CacheLookup(hit=job, passed_over=tuple(passed_over))
+        succeeded = await self.client.find_jobs([tag], [apolo_sdk.JobStatus.SUCCEEDED])
+        # Listed by creation; the one that finished last is the freshest result.
+        finished = sorted(
+            ((job.history.finished_at, job) for job in succeeded if job.history.finished_at),
+            key=lambda pair: pair[0],
+            reverse=True,
+        )
+        if finished and now - finished[0][0] > ttl:
+            newest, job = finished[0]
+            passed_over.append(f"{job.id}: it finished {newest:%Y-%m-%d %H:%M} UTC, past the TTL")
+        elif finished:
+            job = finished[0][1]
+            # Every job with the key wrote the same outputs: if one is gone, none can serve.
+            missing = [path for path in outputs if not await self.client.exists(path)]
+            if not missing:
+                return CacheLookup(hit=job)
+            passed_over.append(f"{job.id}: its output {missing[0]} is gone")
         live = await self.client.find_jobs([tag], LIVE)
         return CacheLookup(live=live[0] if live else None, passed_over=tuple(passed_over))

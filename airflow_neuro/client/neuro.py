@@ -16,7 +16,7 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import apolo_sdk
@@ -115,14 +115,17 @@ class NeuroClient:
         statuses: Iterable[apolo_sdk.JobStatus] = (),
         name: str | None = None,
     ) -> list[apolo_sdk.JobDescription]:
-        """Jobs carrying every tag (and named ``name``, in this project), newest first."""
+        """Jobs of this project carrying every tag (and named ``name``), newest first."""
         wanted, states = set(tags), set(statuses)
-        # A name is unique among the live jobs of one project, not across projects.
-        by_name = {"name": name, "project_names": [self.config.project_name]} if name else {}
+        # The SDK lists every project of the org by default: a job of the same DAG or cache
+        # key in another project (staging and prod, say) is not this one's.
+        where: dict[str, Any] = {"name": name} if name else {}
+        if self.config.project_name:
+            where["project_names"] = [self.config.project_name]
 
         async def listed() -> list[apolo_sdk.JobDescription]:
             async with self.sdk.jobs.list(
-                tags=wanted, statuses=states, reverse=True, **by_name
+                tags=wanted, statuses=states, reverse=True, **where
             ) as jobs:
                 return [job async for job in jobs]
 

@@ -182,6 +182,7 @@ class NeuroRunOperator(BaseOperator):
         # Whether this task instance started the job it waits on: only such a job is
         # cancelled when the task is killed, never one it attached to.
         self._ours = False
+        self._fallbacks = 0  # times it ran its own job after a job it waited on failed
         self._conn_params: NeuroConnectionParams | None = None
         if job_resources_preset is not None and job_resources is not None:
             raise JobArgumentError(
@@ -226,9 +227,9 @@ class NeuroRunOperator(BaseOperator):
             adopt = None
             if job is None and self.cache:
                 key = self._cache_key(hook, request)
-                adopt = cache_tag(key)
-                request = dataclasses.replace(request, job_tags=[*request.job_tags, adopt])
+                request = dataclasses.replace(request, job_tags=[*request.job_tags, cache_tag(key)])
                 if self.cache_mode == "reuse":
+                    adopt = cache_tag(key)
                     # Named after the key, two tasks starting the same work at once collide,
                     # and the second takes the first one's job (submit_job's adopt_tag).
                     request = dataclasses.replace(
@@ -258,11 +259,26 @@ class NeuroRunOperator(BaseOperator):
                 # Killed, timed out or broken: do not leave the job running and billing.
                 self.on_kill()
                 raise
-        return self._finish(JobSummary.of(job))
+        return self._finish_or_run_again(context, JobSummary.of(job), self._ours, self._fallbacks)
+
+    def _finish_or_run_again(
+        self, context: Context, job: JobSummary, ours: bool, fallbacks: int = 0
+    ) -> dict[str, Any]:
+        """A cached job another task started, that failed or was cancelled, is not this
+        task's result: failed jobs never count, so it looks again and runs its own."""
+        gave_up = job.status in (apolo_sdk.JobStatus.FAILED.value, "cancelled")
+        if self.cache and not ours and gave_up and fallbacks < 1:
+            self.log.warning("Job %s, which this task waited on, is %s; running it here", job.id,
+                             job.status)  # fmt: skip
+            self._fallbacks = fallbacks + 1
+            return self.execute(context)
+        return self._finish(job)
 
     def _cache_key(self, hook: NeuroHook, request: JobRequest) -> str:
         inputs = hook.run(JobCache(hook.async_client).input_state(self.cache_inputs))
-        return cache_key(request, self.cache_key_extra, self.cache_ignore_env, inputs)
+        config = hook.client.config
+        where = f"{config.cluster_name}/{config.org_name}/{config.project_name}"
+        return cache_key(request, self.cache_key_extra, self.cache_ignore_env, inputs, where)
 
     def _from_cache(
         self, hook: NeuroHook, ti: Any, key: str
@@ -310,12 +326,16 @@ class NeuroRunOperator(BaseOperator):
                 retry_budget=self.retry_budget,
             ),
             method_name="execute_complete",
+            kwargs={"ours": self._ours, "fallbacks": self._fallbacks},
             timeout=self.execution_timeout,
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], ours: bool = True, fallbacks: int = 0
+    ) -> dict[str, Any]:
         """Resume after the trigger fired: the same checks and XCom as a task that waited."""
-        return self._finish(JobEvent.from_json(event).job_or_raise())
+        job = JobEvent.from_json(event).job_or_raise()
+        return self._finish_or_run_again(context, job, ours, fallbacks)
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
@@ -335,8 +355,13 @@ class NeuroRunOperator(BaseOperator):
     def _owns(self, context: Context, job_id: str) -> bool:
         """Whether some try of this task instance started the job: only then may it cancel
         it, never a job it attached to (a cached one, a reused service)."""
-        with NeuroHook(self.neuro_conn_id, retry_budget=30.0) as hook:
-            return TaskIdentity.of(context["ti"]).started(hook.get_job(job_id).tags)
+        try:
+            with NeuroHook(self.neuro_conn_id, retry_budget=30.0) as hook:
+                return TaskIdentity.of(context["ti"]).started(hook.get_job(job_id).tags)
+        except Exception as e:  # the timeout is what the task reports
+            self.log.error("Could not tell who started job %s, so it is left running: %s",
+                           job_id, e)  # fmt: skip
+            return False
 
     def _finish(self, job: JobSummary) -> dict[str, Any]:
         job.check_outcome(self.raise_on_errno)

@@ -192,8 +192,11 @@ class NeuroDeployOperator(NeuroRunOperator):
             timeout=self.execution_timeout,
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger fired: the same errors and XCom as a task that waited."""
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], ours: bool = True, fallbacks: int = 0
+    ) -> dict[str, Any]:
+        """Resume after the trigger fired: the same errors and XCom as a task that waited
+        (a service is never cached, so ``ours`` and ``fallbacks`` play no part here)."""
         return self._ready(ServiceEvent.from_json(event).service_or_raise())
 
     def _ready(self, service: ServiceInfo) -> dict[str, Any]:

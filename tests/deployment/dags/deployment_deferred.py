@@ -78,7 +78,7 @@ with DAG("deployment_serving", schedule=None, start_date=START, catchup=False,
 with DAG("deployment_cache", schedule=None, start_date=START, catchup=False):
     NeuroRunOperator(
         task_id="train",
-        job_command="sh -c 'sleep 8; echo trained'",
+        job_command="sh -c 'sleep 12; echo trained'",
         job_image="ubuntu",
         job_detach=False,
         cache=True,
