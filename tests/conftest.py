@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,13 @@ os.environ.update(
 # These import Airflow, which must see the environment above.
 from airflow_neuro.client.retry import retrying, status_tracer  # noqa: E402
 from airflow_neuro.localplatform.spawn import spawned  # noqa: E402
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now: jobs share the machine's network."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -266,7 +266,10 @@ class NeuroRunOperator(BaseOperator):
     ) -> dict[str, Any]:
         """A cached job another task started, that failed or was cancelled, is not this
         task's result: failed jobs never count, so it looks again and runs its own."""
-        gave_up = job.status in (apolo_sdk.JobStatus.FAILED.value, "cancelled")
+        gave_up = job.status in (
+            apolo_sdk.JobStatus.FAILED.value,
+            apolo_sdk.JobStatus.CANCELLED.value,
+        )
         if self.cache and not ours and gave_up and fallbacks < 1:
             self.log.warning("Job %s, which this task waited on, is %s; running it here", job.id,
                              job.status)  # fmt: skip
@@ -297,9 +300,7 @@ class NeuroRunOperator(BaseOperator):
                 " no new job",
                 key, job.id, f"{finished:%Y-%m-%d %H:%M:%S} UTC" if finished else "?",
             )  # fmt: skip
-            self.job_id = job.id
-            ti.xcom_push(key=JOB_INFO_KEY, value=JobSummary.of(job).xcom())
-            ti.xcom_push(key=JOB_PAGE_KEY, value=hook.job_page_url(job.id))
+            self._publish(ti, hook, job)
             return {**JobSummary.of(job).xcom(), "cached": True, "cached_from": job.id}
         if found.live is not None:
             self._log_waiting(found.live.id, cache_tag(key))

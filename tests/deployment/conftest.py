@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,17 +20,11 @@ from typing import Any
 import pytest
 import requests
 
-from ..conftest import PlatformProcess, serving
+from ..conftest import PlatformProcess, free_port, serving
 
 DAGS = Path(__file__).parent / "dags"
 BIN = Path(sys.executable).parent
 COMPONENTS = ("scheduler", "triggerer", "dag-processor", "api-server")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def postgres_bin() -> Path:

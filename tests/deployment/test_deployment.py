@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import apolo_sdk
 
+from ..conftest import free_port
 from .conftest import Deployment
 
 
@@ -53,10 +53,7 @@ def test_marking_a_deferred_task_failed_cancels_its_job(deployment: Deployment) 
 
 
 def test_a_deferred_deploy_waits_for_readiness_in_the_triggerer(deployment: Deployment) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    run_id = deployment.trigger("deployment_serving", conf={"port": port})
+    run_id = deployment.trigger("deployment_serving", conf={"port": free_port()})
     assert deployment.wait_for_run("deployment_serving", run_id) == "success", deployment.logs()
     deploy_log = deployment.task_log("deployment_serving", run_id, "deploy")
     assert "Pausing task as DEFERRED" in deploy_log

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import apolo_sdk
 
-from ..conftest import PlatformProcess
+from ..conftest import PlatformProcess, free_port
 from .conftest import SCENARIOS, DagRunResult
 from .test_examples import only_job
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def base(platform: PlatformProcess) -> str:

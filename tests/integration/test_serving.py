@@ -4,7 +4,6 @@ over real HTTP through the platform's proxy."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,16 +29,10 @@ from airflow_neuro.job_request import JobRequest
 from airflow_neuro.triggers.events import ServiceEvent
 from airflow_neuro.triggers.serving import NeuroServiceTrigger
 
-from ..conftest import REPO, PlatformProcess
+from ..conftest import REPO, PlatformProcess, free_port
 
 SERVER = REPO / "examples" / "dags" / "model_server.py"
 RUNS = count()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def probe(path: str = "/health", timeout: float = 30.0, auth: bool = True) -> HealthProbe:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import apolo_sdk
@@ -46,11 +45,3 @@ async def start(
         command=command,
         **kwargs,  # type: ignore[arg-type]
     )
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now: jobs share the machine's network."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

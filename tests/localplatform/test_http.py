@@ -12,7 +12,8 @@ import pytest
 
 from airflow_neuro.localplatform import LocalPlatform, sandbox
 
-from .helpers import free_port, read_log, start, wait_for_status
+from ..conftest import free_port
+from .helpers import read_log, start, wait_for_status
 
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_binary() is None, reason="bubblewrap missing")
 
