@@ -115,3 +115,12 @@ def faulty_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platfo
         "--fault-kinds", "502,503,reset,delay",
     ) as platform:  # fmt: skip
         yield platform
+
+
+@pytest.fixture(scope="session")
+def cutting_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
+    """Requests are served; half of the log chunks sent end their stream."""
+    with serving(
+        tmp_path_factory.mktemp("cutting"), "--fault-rate", "0.5", "--fault-kinds", "cut"
+    ) as platform:
+        yield platform

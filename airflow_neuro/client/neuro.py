@@ -184,36 +184,64 @@ class NeuroClient:
         """The job's log line by line as it comes, until the job ends.
 
         A stream that breaks is opened again and the bytes already read are skipped, so no
-        line is lost or repeated. The SDK ends a cut WebSocket as quietly as a finished one,
-        so a stream that ends while the job still runs is resumed, and after any cut the
-        finished log is read once more to be sure of its tail.
+        line is lost or repeated. The log is complete only when the server closed the
+        stream itself and the job has ended; after any resumption the finished log is read
+        once more to be sure of its tail.
         """
         lines = _LineSplitter()
-        cuts = 0
+        resumed = False
         while True:
             outage = Outage(f"the log of {job_id}", self.retry_budget, progress=lines.received)
             while True:
                 skip = lines.received
                 try:
-                    async with self.sdk.jobs.monitor(job_id) as chunks:
-                        async for chunk in chunks:
-                            if skip:
-                                drop = min(skip, len(chunk))
-                                chunk, skip = chunk[drop:], skip - drop
-                            for line in lines.feed(chunk):
-                                yield line
+                    async for chunk in self._log_stream(job_id):
+                        if skip:
+                            drop = min(skip, len(chunk))
+                            chunk, skip = chunk[drop:], skip - drop
+                        for line in lines.feed(chunk):
+                            yield line
                     break
                 except Exception as e:
                     await outage.ride_out(e, progress=lines.received)
+                    resumed = True
             job = await self.status(job_id)
             if not job.status.is_finished:
-                cuts += 1  # closed under a live job: the connection was cut
+                resumed = True  # closed under a live job: follow it on
                 continue
-            if cuts == 0:
+            if not resumed:
                 break
-            cuts = 0  # one more pass over the finished log, to be sure of its tail
+            resumed = False  # one more pass over the finished log, to be sure of its tail
         for line in lines.finish():
             yield line
+
+    async def _log_stream(self, job_id: str) -> AsyncIterator[bytes]:
+        """The platform's log WebSocket, read here rather than through ``jobs.monitor``.
+
+        The SDK ends a cut connection as quietly as a finished log, and a cut that falls just
+        before the job ends then looks like the end of its log. Here only the server's
+        closing frame ends the stream; anything else raises ``LogStreamCut``, a transient
+        fault that resumes it.
+        """
+        url = self.config.monitoring_url / job_id / "log_ws"
+        headers = {"Authorization": f"Bearer {await self.config.token()}"}
+        try:
+            ws = await self.http().ws_connect(url, headers=headers, heartbeat=30)
+        except aiohttp.WSServerHandshakeError as e:
+            raise _handshake_error(e, job_id) from None
+        async with ws:
+            while True:
+                message = await ws.receive()
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    yield message.data
+                elif message.type == aiohttp.WSMsgType.CLOSE:
+                    return
+                elif message.type == aiohttp.WSMsgType.ERROR:
+                    raise LogStreamCut(f"the log stream of {job_id} failed: {message.data}")
+                elif message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                    raise LogStreamCut(f"the log stream of {job_id} was cut")
+                else:
+                    raise LogStreamCut(f"the log stream of {job_id} sent {message.type.name}")
 
     async def log_tail(self, job_id: str, lines: int = 20) -> list[str]:
         """The last lines of a finished job's log (a live job's is read until it ends)."""
@@ -281,6 +309,29 @@ async def cancel_job(params: NeuroConnectionParams, job_id: str, budget: float =
     """Cancel a job with a login of its own, for callers that cannot use a client's loop."""
     async with NeuroClient.session(params, retry_budget=budget) as client:
         await client.cancel(job_id)
+
+
+class LogStreamCut(aiohttp.ClientConnectionError):
+    """A log stream that ended without the server's closing frame: resumed as any fault."""
+
+
+# The SDK's classes for the statuses it maps, so callers see the same errors as from it.
+_HANDSHAKE_ERRORS: dict[int, type[Exception]] = {
+    400: apolo_sdk.IllegalArgumentError,
+    401: apolo_sdk.AuthenticationError,
+    403: apolo_sdk.AuthorizationError,
+    404: apolo_sdk.ResourceNotFound,
+    502: apolo_sdk.BadGateway,
+    503: apolo_sdk.ServerNotAvailable,
+}
+
+
+def _handshake_error(error: aiohttp.WSServerHandshakeError, job_id: str) -> Exception:
+    told = error.headers.get("X-Error") if error.headers is not None else None
+    reason = told or f"{error.status} {error.message}"
+    if error.status == 504:
+        return LogStreamCut(f"the log stream of {job_id}: {reason}")
+    return _HANDSHAKE_ERRORS.get(error.status, apolo_sdk.ClientError)(reason)
 
 
 class _LineSplitter:

@@ -2,7 +2,8 @@
 
 For testing clients: ``--fault-rate 0.3 --fault-kinds 502,503,reset,delay`` answers 30 % of
 requests (any endpoint, chosen at random) with a 502 or 503, a reset connection, or a
-response held back for a while before the request is served normally.
+response held back for a while before the request is served normally. ``cut`` leaves the
+requests alone and drops a log stream after a chunk, as often as the rate says.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-KINDS = ("502", "503", "504", "reset", "delay")
+KINDS = ("502", "503", "504", "reset", "delay", "cut")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class FaultPlan:
             raise ValueError("--fault-kinds: give at least one kind")
         return cls(rate, chosen, delay_seconds)
 
+    @property
+    def request_kinds(self) -> tuple[str, ...]:
+        """The kinds that answer a request; ``cut`` acts on log streams only."""
+        return tuple(kind for kind in self.kinds if kind != "cut")
+
     def cutter(self) -> StreamCutter:
         return StreamCutter(self)
 
@@ -52,7 +58,12 @@ class StreamCutter:
         self._rng = random.Random(plan.seed)
 
     def cut_now(self) -> bool:
-        return "reset" in self._plan.kinds and self._rng.random() < self._plan.rate / 2
+        kinds = self._plan.kinds
+        # Resets cut streams too, at half the rate, so that most streams still get through.
+        chance = (
+            self._plan.rate if "cut" in kinds else self._plan.rate / 2 if "reset" in kinds else 0
+        )
+        return self._rng.random() < chance
 
 
 def fault_middleware(plan: FaultPlan) -> Middleware:
@@ -60,9 +71,10 @@ def fault_middleware(plan: FaultPlan) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if plan.rate <= 0 or rng.random() >= plan.rate:
+        kinds = plan.request_kinds
+        if not kinds or plan.rate <= 0 or rng.random() >= plan.rate:
             return await handler(request)
-        kind = rng.choice(plan.kinds)
+        kind = rng.choice(kinds)
         if kind == "delay":
             await asyncio.sleep(plan.delay_seconds)
             return await handler(request)

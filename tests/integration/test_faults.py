@@ -41,6 +41,30 @@ def test_job_and_log_survive_faults(faulty_platform: PlatformProcess) -> None:
     assert created == 1  # creation was never blindly repeated
 
 
+def test_a_stream_cut_just_before_the_job_ends_is_resumed(
+    cutting_platform: PlatformProcess,
+) -> None:
+    """The consumer dwells on the first line until the job has ended, so the first cut is
+    seen only then: it must not pass for the end of the log."""
+
+    async def scenario() -> list[str]:
+        async with NeuroClient.session(params_of(cutting_platform)) as client:
+            identity = TaskIdentity("faults", "cut", "1", -1, 1)
+            prepared = JobRequest(
+                job_command="sh -c 'for i in $(seq 1 20); do echo line $i; sleep 0.05; done'",
+                job_image="ubuntu",
+            ).resolve(client.sdk, identity.tags)
+            job = await client.submit_once(prepared, identity)
+            lines: list[str] = []
+            async for line in client.log_lines(job.id):
+                if not lines:
+                    await asyncio.sleep(2)  # the job takes 1 s
+                lines.append(line)
+            return lines
+
+    assert asyncio.run(scenario()) == [f"line {i}" for i in range(1, 21)]
+
+
 def test_a_platform_that_stays_down_fails_in_bounded_time() -> None:
     params = NeuroConnectionParams(token="t", api_url="http://127.0.0.1:9/api/v1")
 
