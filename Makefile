@@ -23,7 +23,7 @@ $(APOLO_VENV)/.installed: constraints-apolo.txt setup.cfg pyproject.toml
 	rm -rf $(APOLO_VENV)
 	$(PYTHON) -m venv $(APOLO_VENV)
 	$(APOLO_PY) -m pip install $(PIP_FLAGS) -c constraints-apolo.txt \
-		apolo-sdk apolo-cli pytest pytest-asyncio pytest-timeout
+		apolo-sdk apolo-cli apolo-flow pytest pytest-asyncio pytest-timeout
 	$(APOLO_PY) -m pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
@@ -44,7 +44,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test-main: venv system-packages
+test-main: venv venv-apolo system-packages
 	$(PY) -m pytest
 
 test-apolo: venv-apolo system-packages
@@ -58,12 +58,13 @@ e2e: venv system-packages
 	$(PY) -m pytest tests/deployment
 
 # The version matrix (noxfile.py): unit, local platform, integration and e2e suites on each
-# supported Airflow with each SDK, every combination from its own pinned constraints.
-matrix: $(NOX_VENV)/.installed system-packages
+# supported Airflow with each SDK, every combination from its own pinned constraints
+# (.venv-apolo too: the e2e suite compares its jobs with those apolo-flow starts).
+matrix: $(NOX_VENV)/.installed venv-apolo system-packages
 	$(NOX_VENV)/bin/nox
 
 # What `make test` does not already cover: every combination but Airflow 3.3.2 + neuro-sdk.
-matrix-others: $(NOX_VENV)/.installed system-packages
+matrix-others: $(NOX_VENV)/.installed venv-apolo system-packages
 	$(NOX_VENV)/bin/nox -s "tests(airflow='3.1.6', sdk='neuro')" \
 		"tests(airflow='3.1.6', sdk='apolo')" "tests(airflow='3.3.2', sdk='apolo')"
 

@@ -26,6 +26,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_neuro.operators.neuro",
                     "airflow_neuro.operators.serving",
+                    "airflow_neuro.operators.flow",
                 ],
             }
         ],

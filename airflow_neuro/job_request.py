@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import apolo_sdk
@@ -21,13 +22,14 @@ NAME_RE = re.compile(r"^[a-z](?:-?[a-z0-9])*$")
 MAX_TAGS = 16
 MAX_TAG_LENGTH = 256
 VOLUME_MODES = ("ro", "rw")
+RESTART_POLICIES = ("never", "on-failure", "always")
 
 
 @dataclass(frozen=True)
 class JobRequest:
     """A job as the operator describes it (argument names as in the operator)."""
 
-    job_command: str
+    job_command: str | None  # None: the image's own command
     job_image: str
     job_volumes: Sequence[str | apolo_sdk.Volume] = ()
     job_name: str | None = None
@@ -42,20 +44,53 @@ class JobRequest:
     job_http_port: int | str | None = None
     job_http_auth: bool = True
     job_tty: bool = False
+    job_working_dir: str | None = None
+    job_schedule_timeout: float | None = None
+    job_restart_policy: str = "never"
+    job_pass_config: bool = False
 
     def fingerprint(self) -> str:
         """A short hash of everything that shapes the job, to tell a redeploy of the same
         spec from a changed one (the tags that identify a task are added later, not here)."""
-        spec = {f.name: getattr(self, f.name) for f in fields(self)}
+        # Fields at their defaults are left out, so that a field added in a later version
+        # does not change the fingerprint of every running service.
+        spec = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.default is MISSING or getattr(self, f.name) != f.default
+        }
         text = json.dumps(spec, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # -- checks that need no platform -----------------------------------------------------
     def check(self, identity_tags: Sequence[str] = ()) -> None:
-        _text("job_command", self.job_command, required=True)
+        _text("job_command", self.job_command, required=self.job_command is not None)
         _text("job_image", self.job_image, required=True)
         _text("job_entrypoint", self.job_entrypoint)
         _text("job_description", self.job_description)
+        _text("job_working_dir", self.job_working_dir)
+        if self.job_working_dir is not None and not self.job_working_dir.startswith("/"):
+            raise JobArgumentError(
+                "job_working_dir", f"must be an absolute path, got {self.job_working_dir!r}"
+            )
+        timeout = self.job_schedule_timeout
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout < math.inf
+        ):
+            raise JobArgumentError(
+                "job_schedule_timeout", f"must be a positive number of seconds, got {timeout!r}"
+            )
+        if self.job_restart_policy not in RESTART_POLICIES:
+            raise JobArgumentError(
+                "job_restart_policy",
+                f"must be one of {', '.join(RESTART_POLICIES)}, got {self.job_restart_policy!r}",
+            )
+        if not isinstance(self.job_pass_config, bool):
+            raise JobArgumentError(
+                "job_pass_config", f"must be True or False, got {self.job_pass_config!r}"
+            )
         if self.job_name is not None:
             check_name(self.job_name)
         if self.job_resources_preset is not None and self.job_resources is not None:
@@ -158,6 +193,10 @@ class JobRequest:
             tags=tags,
             description=self.job_description,
             life_span=self.job_lifespan,
+            working_dir=self.job_working_dir,
+            schedule_timeout=self.job_schedule_timeout,
+            restart_policy=apolo_sdk.JobRestartPolicy(self.job_restart_policy),
+            pass_config=self.job_pass_config,
         )
 
 
@@ -166,7 +205,7 @@ class PreparedJob:
     image: apolo_sdk.RemoteImage
     preset: str | None
     resources: apolo_sdk.Resources | None
-    command: str
+    command: str | None
     entrypoint: str | None
     env: dict[str, str]
     volumes: list[apolo_sdk.Volume]
@@ -177,6 +216,10 @@ class PreparedJob:
     tags: list[str]
     description: str | None
     life_span: float | None
+    working_dir: str | None = None
+    schedule_timeout: float | None = None
+    restart_policy: apolo_sdk.JobRestartPolicy = apolo_sdk.JobRestartPolicy.NEVER
+    pass_config: bool = False
 
     async def submit(self, client: apolo_sdk.Client) -> apolo_sdk.JobDescription:
         job: dict[str, Any] = {
@@ -184,12 +227,16 @@ class PreparedJob:
             "tags": self.tags,
             "description": self.description,
             "life_span": self.life_span,
+            "schedule_timeout": self.schedule_timeout,
+            "restart_policy": self.restart_policy,
+            "pass_config": self.pass_config,
         }
         # The same container fields go flat to jobs.start or into a Container for jobs.run.
         container: dict[str, Any] = {
             "image": self.image,
             "command": self.command,
             "entrypoint": self.entrypoint,
+            "working_dir": self.working_dir,
             "env": self.env,
             "volumes": self.volumes,
             "http": self.http,

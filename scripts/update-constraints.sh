@@ -12,9 +12,9 @@ trap 'rm -rf "$tmp"' EXIT
   "$tmp/main/bin/pip" freeze --exclude-editable | grep -v '^airflow-neuro' | sort -f
 } > constraints.txt
 "$python" -m venv "$tmp/apolo"
-"$tmp/apolo/bin/pip" install --quiet apolo-sdk apolo-cli pytest pytest-asyncio pytest-timeout
+"$tmp/apolo/bin/pip" install --quiet apolo-sdk apolo-cli apolo-flow pytest pytest-asyncio pytest-timeout
 {
-  echo "# Pinned versions for the apolo-sdk / apolo-cli test environment."
+  echo "# Pinned versions for the apolo-sdk / apolo-cli / apolo-flow test environment."
   echo "# Regenerate on purpose: make constraints"
   "$tmp/apolo/bin/pip" freeze --exclude-editable | sort -f
 } > constraints-apolo.txt

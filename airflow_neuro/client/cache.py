@@ -58,6 +58,8 @@ def cache_key(
         "extra": extra,
         "inputs": sorted(inputs),
     }
+    if request.job_working_dir:  # only when set, so keys made before it existed still match
+        fields["working_dir"] = request.job_working_dir
     try:
         text = json.dumps(fields, sort_keys=True, default=_canonical)
     except TypeError as e:  # a mapping with keys that are not strings, say

@@ -8,6 +8,8 @@ from .auth import auth_middleware
 from .config_api import config_routes
 from .errors import error_middleware
 from .faults import fault_middleware
+from .flow_api import FlowApi
+from .flow_store import FlowStore
 from .jobs import JobService
 from .jobs_api import JobsApi
 from .proxy import PREFIX as HTTP_PROXY_PREFIX
@@ -25,6 +27,7 @@ def create_app(settings: Settings) -> web.Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.db_path)
+    flow_store = FlowStore(settings.db_path)
     storage = Storage(settings.storage_dir, settings.cluster)
     jobs = JobService(settings, store, storage.paths)
     proxy = JobHttpProxy(settings, jobs)
@@ -46,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(config_routes(settings))
     app.add_routes(JobsApi(settings, jobs).routes())
     app.add_routes(storage.routes())
+    app.add_routes(FlowApi(settings, flow_store).routes())
     app.add_routes(proxy.routes())
     app.add_routes(stats.routes())
 
@@ -55,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
         await jobs.shutdown()
         await proxy.close()
         store.close()
+        flow_store.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

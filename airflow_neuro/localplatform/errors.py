@@ -36,6 +36,22 @@ class PathEscapes(ValueError):
     """A storage path that would lead outside the storage root."""
 
 
+class RecordNotFound(LookupError):
+    """No flow record (project, live job) has that id or name.
+
+    404, unlike an unknown job: the flow API answers so, and apolo-flow creates a project
+    only when the lookup raises the SDK's ResourceNotFound.
+    """
+
+
+class RecordExists(Exception):
+    """A flow record that must be unique already exists: 409, as the flow API answers."""
+
+
+class AccessDenied(Exception):
+    """The request names a cluster, org or project the platform's one user cannot use: 403."""
+
+
 def error_body(message: str, code: int | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message}
     if code is not None:
@@ -69,8 +85,12 @@ def error_middleware(file_api_prefixes: tuple[str, ...] = ()) -> Middleware:
     async def handle_exceptions(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
-        except PathEscapes as e:
+        except (PathEscapes, AccessDenied) as e:
             return web.json_response(error_body(str(e)), status=403)
+        except RecordNotFound as e:
+            return web.json_response(error_body(str(e)), status=404)
+        except RecordExists as e:
+            return web.json_response(error_body(str(e)), status=409)
         except (BadRequest, JobNotFound) as e:
             # An unknown job is a 400 on the real platform too, not a 404.
             return web.json_response(error_body(str(e)), status=400)

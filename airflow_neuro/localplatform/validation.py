@@ -157,6 +157,16 @@ def _restart_policy(data: dict[str, Any]) -> str:
     return policy
 
 
+def _pass_config(data: dict[str, Any]) -> bool:
+    if _bool(data, "pass_config"):
+        # The real platform hands the job a login of its owner; a sandboxed local process
+        # gets no platform credentials, so accepting the flag would silently drop it.
+        raise _fail(
+            "pass_config", "passing the platform config is not available on the local platform"
+        )
+    return False
+
+
 @dataclass(frozen=True)
 class _Size:
     preset_name: str | None
@@ -309,6 +319,6 @@ def _job(
         restart_policy=_restart_policy(body),
         priority=_choice(body, "priority", PRIORITIES, "normal"),
         privileged=_bool(body, "privileged"),
-        pass_config=_bool(body, "pass_config"),
+        pass_config=_pass_config(body),
         scheduler_enabled=_bool(body, "scheduler_enabled"),
     )

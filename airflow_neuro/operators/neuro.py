@@ -58,6 +58,11 @@ class NeuroRunOperator(BaseOperator):
     :param job_http_port: a container port to expose over HTTP.
     :param job_http_auth: whether the exposed port requires platform authentication.
     :param job_tty: allocate a TTY.
+    :param job_working_dir: the directory the command starts in (default: the image's).
+    :param job_schedule_timeout: seconds the job may wait for resources before it fails.
+    :param job_restart_policy: ``"never"``, ``"on-failure"`` or ``"always"``.
+    :param job_pass_config: give the job the platform config (the connection's token), so
+        that it can call the platform itself (``apolo cp`` inside the job, say).
     :param job_detach: return once the job has started (``True``), or stream its log into the
         task log and wait for it to end (``False``).
     :param raise_on_errno: fail the task when the job exits with a non-zero code.
@@ -95,6 +100,7 @@ class NeuroRunOperator(BaseOperator):
         "job_entrypoint",
         "job_description",
         "job_http_port",
+        "job_working_dir",
         "neuro_conn_id",
         "cache_key_extra",
         "cache_inputs",
@@ -123,6 +129,10 @@ class NeuroRunOperator(BaseOperator):
         job_http_port: int | str | None = None,
         job_http_auth: bool = True,
         job_tty: bool = False,
+        job_working_dir: str | None = None,
+        job_schedule_timeout: float | None = None,
+        job_restart_policy: str = "never",
+        job_pass_config: bool = False,
         job_detach: bool = True,
         raise_on_errno: bool = True,
         neuro_conn_id: str = NeuroHook.default_conn_name,
@@ -158,6 +168,10 @@ class NeuroRunOperator(BaseOperator):
         self.job_http_port = job_http_port
         self.job_http_auth = job_http_auth
         self.job_tty = job_tty
+        self.job_working_dir = job_working_dir
+        self.job_schedule_timeout = job_schedule_timeout
+        self.job_restart_policy = job_restart_policy
+        self.job_pass_config = job_pass_config
         self.job_detach = job_detach
         self.raise_on_errno = raise_on_errno
         self.neuro_conn_id = neuro_conn_id
@@ -206,23 +220,39 @@ class NeuroRunOperator(BaseOperator):
             job_http_port=self.job_http_port,
             job_http_auth=self.job_http_auth,
             job_tty=self.job_tty,
+            job_working_dir=self.job_working_dir,
+            job_schedule_timeout=self.job_schedule_timeout,
+            job_restart_policy=self.job_restart_policy,
+            job_pass_config=self.job_pass_config,
         )
+
+    def resolve_request(self, hook: NeuroHook, request: JobRequest) -> JobRequest:
+        """The request once connected: for subclasses whose job depends on the platform's
+        config (the user name, say). A new one is checked again before any job exists."""
+        return request
+
+    def _check(self, request: JobRequest, identity: TaskIdentity) -> None:
+        request.check(identity.tags)
+        if self.cache:
+            check_tags("job_tags", request.job_tags, reserved=len(identity.tags) + 1)
+            _paths("cache_inputs", self.cache_inputs)
+            _paths("cache_outputs", self.cache_outputs)
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         identity = TaskIdentity.of(ti)
         request = self.job_request()
-        request.check(identity.tags)  # before any connection is made
-        if self.cache:
-            check_tags("job_tags", self.job_tags, reserved=len(identity.tags) + 1)
-            _paths("cache_inputs", self.cache_inputs)
-            _paths("cache_outputs", self.cache_outputs)
+        self._check(request, identity)  # before any connection is made
         if self.job_is_preemptible and self.job_resources is not None:
             self.log.warning(
                 "job_is_preemptible is ignored: the platform chooses preemptible nodes by preset"
             )
         with NeuroHook(self.neuro_conn_id, retry_budget=self.retry_budget) as hook:
             self._conn_params = hook.params
+            resolved = self.resolve_request(hook, request)
+            if resolved is not request:
+                self._check(resolved, identity)
+                request = resolved
             job = self._earlier_job(hook, identity)
             adopt = None
             if job is None and self.cache:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -14,8 +15,9 @@ import apolo_sdk
 FINISHED = frozenset(
     {apolo_sdk.JobStatus.SUCCEEDED, apolo_sdk.JobStatus.FAILED, apolo_sdk.JobStatus.CANCELLED}
 )
-# The CLI of the virtualenv running the tests, not whatever `apolo` is first on PATH.
+# The CLIs of the virtualenv running the tests, not whatever is first on PATH.
 APOLO = str(Path(sys.executable).with_name("apolo"))
+APOLO_FLOW = str(Path(sys.executable).with_name("apolo-flow"))
 
 
 async def wait_for_status(
@@ -37,7 +39,7 @@ async def read_log(client: apolo_sdk.Client, job_id: str) -> bytes:
 
 
 class Cli:
-    """Runs `apolo` in a subprocess with its own config dir, home and working directory.
+    """Runs `apolo` (or `apolo-flow`) in a subprocess with its own config dir, home and cwd.
 
     The CLI logs every run to ~/.apolo/logs (token included), reads .apolo.toml from the
     working directory up, and by default asks PyPI for new versions and sends usage
@@ -63,20 +65,41 @@ class Cli:
         }
 
     async def run(self, *args: str, check: bool = True) -> tuple[int, bytes, bytes]:
+        global_options = ("--config-path", str(self.config), "--disable-pypi-version-check",
+                          "--skip-stats", "--color", "no")  # fmt: skip
+        return await self._exec([APOLO, *global_options, *args], self.env, self.cwd, check)
+
+    async def flow(self, *args: str, cwd: Path, check: bool = True) -> tuple[int, bytes, bytes]:
+        """Runs `apolo-flow` in a flow project's directory (the one holding `.apolo/`).
+
+        apolo-flow takes none of the options above, and starts jobs by running `apolo`
+        from PATH with none of them either: the config dir goes in APOLO_CONFIG (read by
+        both), the version check is turned off by its variable, and an `apolo` first on PATH
+        adds --skip-stats.
+        """
+        wrapper = self.home / "bin" / "apolo"
+        if not wrapper.exists():
+            wrapper.parent.mkdir()
+            wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(APOLO)} --skip-stats "$@"\n')
+            wrapper.chmod(0o755)
+        env = {
+            **self.env,
+            "APOLO_CONFIG": str(self.config),
+            "NEURO_CLI_DISABLE_PYPI_VERSION_CHECK": "1",
+            "PATH": os.pathsep.join([str(wrapper.parent), self.env.get("PATH", os.defpath)]),
+        }
+        return await self._exec([APOLO_FLOW, *args], env, cwd, check)
+
+    async def _exec(
+        self, argv: list[str], env: dict[str, str], cwd: Path, check: bool
+    ) -> tuple[int, bytes, bytes]:
         process = await asyncio.create_subprocess_exec(
-            APOLO,
-            "--config-path",
-            str(self.config),
-            "--disable-pypi-version-check",
-            "--skip-stats",
-            "--color",
-            "no",
-            *args,
+            *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self.env,
-            cwd=self.cwd,
+            env=env,
+            cwd=cwd,
         )
         try:
             out, err = await asyncio.wait_for(process.communicate(), 60)
@@ -87,7 +110,7 @@ class Cli:
         code = process.returncode
         assert code is not None
         if check:
-            assert code == 0, (args, code, out.decode(), err.decode())
+            assert code == 0, (argv, code, out.decode(), err.decode())
         return code, out, err
 
     async def __call__(self, *args: str) -> str:

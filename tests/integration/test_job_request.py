@@ -57,6 +57,27 @@ def test_default_preset_custom_resources_and_everything_else(
         hook.run(client.jobs.kill(job.id))
 
 
+def test_working_dir_schedule_timeout_and_what_the_local_platform_refuses(
+    platform_process: PlatformProcess,
+) -> None:
+    with NeuroHook() as hook:
+        client = hook.client
+        request = JobRequest(
+            job_command="pwd", job_image="ubuntu", job_working_dir="/tmp", job_schedule_timeout=90
+        )
+        job = hook.run(request.resolve(client).submit(client))
+        assert (job.container.working_dir, job.schedule_timeout) == ("/tmp", 90)
+        done = hook.wait_for_job(job.id, {apolo_sdk.JobStatus.SUCCEEDED}, 0.2)
+        assert list(hook.iter_job_log(done.id)) == ["/tmp"]
+        for refused, field in (
+            ({"job_pass_config": True}, "pass_config"),
+            ({"job_restart_policy": "on-failure"}, "restart_policy"),
+        ):
+            prepared = JobRequest(job_command="true", job_image="ubuntu", **refused)
+            with pytest.raises(apolo_sdk.IllegalArgumentError, match=f"{field}: .*local platform"):
+                hook.run(prepared.resolve(client).submit(client))
+
+
 def test_unknown_preset_is_caught_before_sending(platform_process: PlatformProcess) -> None:
     with NeuroHook() as hook:
         with pytest.raises(JobArgumentError, match="unknown preset 'huge'; the cluster has"):

@@ -4,6 +4,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import apolo_sdk
 import pytest
 from yarl import URL
@@ -42,3 +43,11 @@ async def client(platform: LocalPlatform, tmp_path: Path) -> AsyncIterator[apolo
         yield sdk
     finally:
         await sdk.close()
+
+
+@pytest.fixture
+async def http(platform: LocalPlatform) -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP session that sends the platform's token."""
+    headers = {"Authorization": f"Bearer {platform.settings.token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        yield session

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,6 @@ from airflow_neuro.localplatform.errors import JobNotFound, PathEscapes, error_m
 from airflow_neuro.localplatform.faults import FaultPlan
 
 from .conftest import platform_settings
-
-
-@pytest.fixture
-async def http(platform: LocalPlatform) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": f"Bearer {platform.settings.token}"}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        yield session
 
 
 def api(platform: LocalPlatform, raw_path: str) -> URL:

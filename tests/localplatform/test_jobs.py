@@ -268,6 +268,11 @@ async def test_unknown_job_is_an_error(client: apolo_sdk.Client) -> None:
         ({"tags": ["has space"]}, "tags: 'has space' is not a valid tag"),
         ({"tags": [f"t{i}" for i in range(17)]}, "tags: list length is greater than 16"),
         ({"preset_name": "gpu-huge"}, "Preset was not found"),
+        # Refused, not ignored: the job would run without the config it asked for.
+        (
+            {"pass_config": True},
+            "pass_config: passing the platform config is not available on the local platform",
+        ),
     ],
 )
 async def test_request_validation(

@@ -38,6 +38,12 @@ def test_a_plain_request_passes() -> None:
     ("kwargs", "argument", "message"),
     [
         ({"job_command": ""}, "job_command", "non-empty string"),
+        ({"job_working_dir": "src"}, "job_working_dir", "must be an absolute path"),
+        ({"job_schedule_timeout": float("nan")}, "job_schedule_timeout", "positive number"),
+        ({"job_schedule_timeout": 0}, "job_schedule_timeout", "positive number"),
+        ({"job_schedule_timeout": True}, "job_schedule_timeout", "positive number"),
+        ({"job_restart_policy": "sometimes"}, "job_restart_policy", "never, on-failure, always"),
+        ({"job_pass_config": "yes"}, "job_pass_config", "must be True or False"),
         ({"job_image": None}, "job_image", "non-empty string"),
         ({"job_volumes": ["data:/data"]}, "job_volumes[0]", "is not 'storage:PATH:/MOUNT"),
         ({"job_volumes": ["storage:d:/d:wr"]}, "job_volumes[0]", "mode must be 'ro' or 'rw'"),

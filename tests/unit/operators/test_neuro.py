@@ -20,7 +20,7 @@ def test_template_fields_are_the_documented_ones() -> None:
     assert set(NeuroRunOperator.template_fields) == {
         "job_command", "job_image", "job_volumes", "job_name", "job_resources_preset",
         "job_tags", "job_environ", "job_entrypoint", "job_description", "job_http_port",
-        "neuro_conn_id", "cache_key_extra", "cache_inputs", "cache_outputs",
+        "job_working_dir", "neuro_conn_id", "cache_key_extra", "cache_inputs", "cache_outputs",
     }  # fmt: skip
 
 
