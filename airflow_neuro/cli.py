@@ -12,7 +12,13 @@ from .localplatform.cli import add_serve_arguments, serve
 def _demo(args: argparse.Namespace) -> None:
     from .demo import run_demo  # imports Airflow's side only when asked
 
-    raise SystemExit(run_demo(args.dag_id, args.dags_folder))
+    runtimes = {}
+    for given in args.runtime:
+        image, _, directory = given.partition("=")
+        if not image or not directory:
+            raise SystemExit(f"error: --runtime: {given!r} is not IMAGE=DIR")
+        runtimes[image] = Path(directory).resolve()
+    raise SystemExit(run_demo(args.dag_id, args.dags_folder, args.data_dir, runtimes))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -30,6 +36,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     demo.add_argument("--dag-id", default="neuro_train_pipeline")
     demo.add_argument("--dags-folder", type=Path, default=Path("examples/dags"))
+    demo.add_argument(
+        "--data-dir", type=Path, default=None,
+        help="keep the platform's jobs and storage here, so that a second run finds the"
+        " first one's cached jobs (default: a temporary directory, removed afterwards)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--runtime", action="append", default=[], metavar="IMAGE=DIR",
+        help="run jobs of IMAGE in the environment DIR (a virtualenv), as the platform's"
+        " --runtime does",
+    )  # fmt: skip
     demo.set_defaults(handler=_demo)
     args = parser.parse_args(argv)
     args.handler(args)

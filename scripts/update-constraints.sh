@@ -18,5 +18,29 @@ trap 'rm -rf "$tmp"' EXIT
   echo "# Regenerate on purpose: make constraints"
   "$tmp/apolo/bin/pip" freeze --exclude-editable | sort -f
 } > constraints-apolo.txt
+"$python" -m venv "$tmp/jobs"
+"$tmp/jobs/bin/pip" install --quiet scikit-learn
+{
+  echo "# Pinned versions for the examples' job runtime on the local platform (the image"
+  echo "# python:3.11 maps to .venv-jobs). Regenerate on purpose: make constraints"
+  "$tmp/jobs/bin/pip" freeze | sort -f
+} > constraints-jobs.txt
+# The MLflow variant's runtime (opt-in, make venv-mlflow). Resolved within the jobs' pins:
+# its trials pickle models that the service unpickles with .venv-jobs' scikit-learn.
+"$python" -m venv "$tmp/mlflow"
+"$tmp/mlflow/bin/pip" install --quiet -c constraints-jobs.txt mlflow scikit-learn
+{
+  echo "# Pinned versions for the MLflow jobs' runtime on the local platform (the image"
+  echo "# ghcr.io/mlflow/mlflow:v<mlflow's version> maps to .venv-mlflow), resolved with"
+  echo "# constraints-jobs.txt so both runtimes have the same scikit-learn (a trial's pickled"
+  echo "# model is served from .venv-jobs). Regenerate on purpose: make constraints"
+  "$tmp/mlflow/bin/pip" freeze | sort -f
+} > constraints-mlflow.txt
+# The example DAG names the image, tag included; the Makefile derives it from the pin.
+mlflow_version=$(sed -n 's/^mlflow==//p' constraints-mlflow.txt)
+if ! grep -q "ghcr.io/mlflow/mlflow:v$mlflow_version\"" examples/dags/neuro_model_lifecycle_mlflow.py; then
+  echo "MLflow is now $mlflow_version: set MLFLOW_IMAGE in" \
+    "examples/dags/neuro_model_lifecycle_mlflow.py to ghcr.io/mlflow/mlflow:v$mlflow_version" >&2
+fi
 # The other combinations of the version matrix (constraints/airflow-*.txt) pin an older
 # Airflow or the other SDK; they are re-resolved by hand, as their headers say.

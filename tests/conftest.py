@@ -20,6 +20,7 @@ from yarl import URL
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
+JOBS_VENV = REPO / ".venv-jobs"
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-neuro-tests-"))
 
 # Set before anything imports airflow: its configuration is read once, at import.
@@ -91,15 +92,19 @@ class PlatformProcess:
 
 
 @contextmanager
-def serving(data_dir: Path, *options: str) -> Iterator[PlatformProcess]:
+def serving(
+    data_dir: Path, *options: str, runtimes: dict[str, Path] | None = None
+) -> Iterator[PlatformProcess]:
     # One life-span minute lasts a second, so life-span ends can be tested.
-    with spawned(data_dir, "--minute-seconds", "1", *options) as served:
+    with spawned(data_dir, "--minute-seconds", "1", *options, runtimes=runtimes) as served:
         yield PlatformProcess(served.api_url, served.token, data_dir)
 
 
 @pytest.fixture(scope="session")
 def platform_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
-    with serving(tmp_path_factory.mktemp("platform")) as platform:
+    # The examples' image, as `make demo` maps it (make test builds the environment).
+    runtimes = {"python:3.11": JOBS_VENV} if JOBS_VENV.is_dir() else None
+    with serving(tmp_path_factory.mktemp("platform"), runtimes=runtimes) as platform:
         os.environ["AIRFLOW_CONN_NEURO_DEFAULT"] = platform.connection_json()
         try:
             yield platform

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .faults import FaultPlan
+from .runtimes import parse_runtimes
 from .server import LocalPlatform, serve_forever
 from .settings import Settings
 from .tokens import make_token
@@ -62,6 +63,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--fault-kinds", default="502,503,reset,delay",
         help="faults to inject, comma-separated: 502, 503, 504, reset, delay",
     )  # fmt: skip
+    parser.add_argument(
+        "--runtime", action="append", default=[], metavar="IMAGE=DIR",
+        help="run jobs with image IMAGE (or, with no tag, any tag of it) with DIR/bin first"
+        " on their PATH; DIR is a virtualenv or any prefix with a bin/ (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--runtimes", type=Path, default=None, metavar="FILE",
+        help='a JSON object of --runtime entries, {"python:3.11": "../.venv-jobs"}, relative'
+        " to the file's folder; --runtime overrides its entries",
+    )  # fmt: skip
     parser.add_argument("--log-level", default="WARNING")
 
 
@@ -78,6 +89,7 @@ def serve(args: argparse.Namespace) -> None:
     raise_open_files_limit()
     try:
         faults = FaultPlan.parse(args.fault_rate, args.fault_kinds)
+        runtimes = parse_runtimes(args.runtimes, args.runtime)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     data_dir = (args.data_dir or default_data_dir()).resolve()
@@ -86,6 +98,7 @@ def serve(args: argparse.Namespace) -> None:
         token=args.token or stored_token(data_dir, Settings.user),
         minute_seconds=args.minute_seconds,
         faults=faults,
+        runtimes=runtimes,
     )
     asyncio.run(serve_forever(LocalPlatform(settings, args.host, args.port)))
 

@@ -17,6 +17,7 @@ from .logs import JobLog
 from .process import JobProcess, launch
 from .records import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job
 from .runner import CannotRun, plan_launch
+from .runtimes import choose_runtime
 from .settings import Settings
 from .storage_paths import StoragePaths
 from .store import JobStore
@@ -206,7 +207,8 @@ class JobService:
                 raise CannotRun(f"volume {volume.src_storage_uri}: {e}") from None
             source.mkdir(parents=True, exist_ok=True)
             sources.append(source)
-        plan = plan_launch(job, workdir, sources, self._hosts.path)
+        runtime = choose_runtime(self._settings.runtimes, job.image)
+        plan = plan_launch(job, workdir, sources, self._hosts.path, runtime)
         await self._port_released(job)
         if not job.is_live:
             return  # cancelled while it was being created
@@ -215,7 +217,9 @@ class JobService:
         if not job.is_live:
             self._signal(run, signal.SIGKILL)
         else:
-            job.transition(RUNNING)
+            # Which programs the job got, a runtime's or the host's, is the first thing to
+            # know of a job that does not behave as its image would: the record tells.
+            job.transition(RUNNING, description=runtime.description)
             self._store.save(job)
             if job.max_run_time_minutes is not None:
                 self._spawn(run, self._enforce_life_span(run))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from .faults import FaultPlan
 
@@ -49,6 +51,14 @@ class Settings:
     # How long a cancelled job gets between SIGTERM and SIGKILL, as a container runtime gives.
     kill_grace_seconds: float = 5.0
     faults: FaultPlan = field(default_factory=FaultPlan)
+    # Image -> runtime directory (with a bin/) that jobs with that image run with; see
+    # runtimes.py for how an image is matched. Left out of the hash, which a mapping has
+    # not, so that Settings stays hashable.
+    runtimes: Mapping[str, Path] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+    def __post_init__(self) -> None:
+        # A copy the caller cannot change under running jobs, as the other fields are frozen.
+        object.__setattr__(self, "runtimes", MappingProxyType(dict(self.runtimes)))
 
     @property
     def storage_dir(self) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +35,19 @@ def read_announcement(line: str) -> Served:
 
 
 @contextmanager
-def spawned(data_dir: Path, *options: str) -> Iterator[Served]:
-    """Serve from ``data_dir`` on a free loopback port until the block ends."""
+def spawned(
+    data_dir: Path, *options: str, runtimes: Mapping[str, Path | str] | None = None
+) -> Iterator[Served]:
+    """Serve from ``data_dir`` on a free loopback port until the block ends; ``runtimes``
+    maps images to runtime directories, as ``--runtime IMAGE=DIR`` does."""
+    runtime_options = [
+        option
+        for image, directory in (runtimes or {}).items()
+        for option in ("--runtime", f"{image}={directory}")
+    ]
     process = subprocess.Popen(
         [sys.executable, "-m", "airflow_neuro.localplatform", "--port", "0",
-         "--data-dir", str(data_dir), *options],
+         "--data-dir", str(data_dir), *runtime_options, *options],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

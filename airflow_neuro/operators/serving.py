@@ -294,7 +294,7 @@ class NeuroModelRequestOperator(BaseOperator):
             )
         took = (time.monotonic() - started) * 1000
         what = f"{self.method} {answer.url}"
-        self.log.info("%s: %s in %.0f ms", what, answer.describe(), took)
+        self.log.info("%s: %s in %.0f ms: %s", what, answer.describe(), took, answer.head())
         if not answer.ok:
             raise ServiceRequestError(
                 f"{what} answered {answer.describe()}: {answer.head()}", answer.status

@@ -34,8 +34,12 @@ def test_small_deeds(dags_test: Any, platform_process: PlatformProcess) -> None:
     assert job.preset_name == "cpu-small"  # templated: use_large_cpu is not set
     assert job.container.command == "echo 'Big things start from small deeds'"
     assert job.status == apolo_sdk.JobStatus.SUCCEEDED
-    info = {"id": job.id, "exit_code": 0, "status": "succeeded", "http_url": None}
-    assert result.xcom("small-deeds") == info
+    # Detached: the task returns once the job has started, so XCom has the job as it was
+    # then, running or (an echo is quick) already done.
+    assert result.xcom("small-deeds") in (
+        {"id": job.id, "exit_code": 0, "status": "succeeded", "http_url": None},
+        {"id": job.id, "exit_code": None, "status": "running", "http_url": None},
+    )
     assert result.xcom("small-deeds", "assigned_job")["id"] == job.id
     assert any("Success criteria met" in line for line in result.task_log_lines("wait_close"))
     assert platform_process.token not in result.output
