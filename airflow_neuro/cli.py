@@ -7,17 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .localplatform.cli import add_serve_arguments, serve
+from .localplatform.runtimes import parse_runtimes
 
 
 def _demo(args: argparse.Namespace) -> None:
     from .demo import run_demo  # imports Airflow's side only when asked
 
-    runtimes = {}
-    for given in args.runtime:
-        image, _, directory = given.partition("=")
-        if not image or not directory:
-            raise SystemExit(f"error: --runtime: {given!r} is not IMAGE=DIR")
-        runtimes[image] = Path(directory).resolve()
+    try:
+        runtimes = parse_runtimes(None, args.runtime)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     raise SystemExit(run_demo(args.dag_id, args.dags_folder, args.data_dir, runtimes))
 
 
