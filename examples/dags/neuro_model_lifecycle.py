@@ -35,6 +35,9 @@ from airflow_neuro.operators.serving import (
 CODE_SOURCE = Path(__file__).parent.parent / "lifecycle"
 IMAGE = "python:3.11"
 GRID = [{"n_estimators": n, "max_depth": d} for n in (10, 50) for d in (2, 0)]  # 0: no limit
+ROOT = "lifecycle"
+CODE, DATA, TRIALS = f"{ROOT}/code", f"{ROOT}/data", f"{ROOT}/trials"
+SERVICE = "wine-model"
 
 
 def trial_id(params: dict[str, int]) -> str:
@@ -121,11 +124,6 @@ def summary(
     }
     print(json.dumps(found, indent=2))
     return found
-
-
-ROOT = "lifecycle"
-CODE, DATA, TRIALS = f"{ROOT}/code", f"{ROOT}/data", f"{ROOT}/trials"
-SERVICE = "wine-model"
 
 
 def trial_job(params: dict[str, int]) -> dict[str, Any]:

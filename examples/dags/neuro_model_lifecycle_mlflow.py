@@ -37,6 +37,16 @@ from airflow_neuro.operators.serving import (
 CODE_SOURCE = Path(__file__).parent.parent / "lifecycle"
 IMAGE = "python:3.11"
 GRID = [{"n_estimators": n, "max_depth": d} for n in (10, 50) for d in (2, 0)]  # 0: no limit
+# Apart from the base DAG's files: both DAGs can run side by side.
+ROOT = "lifecycle-mlflow"
+CODE, DATA, TRIALS, SERVER = f"{ROOT}/code", f"{ROOT}/data", f"{ROOT}/trials", f"{ROOT}/server"
+# The tag is the MLflow version constraints-mlflow.txt pins (the Makefile maps this image).
+MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.2"
+TRACKING = "mlflow-tracking"
+SERVICE = "wine-model-mlflow"
+EXPERIMENT = "wine-lifecycle"
+# MLflow reports usage to its makers unless told not to; a demo's jobs should not.
+QUIET = {"DO_NOT_TRACK": "true"}
 
 
 def trial_id(params: dict[str, int]) -> str:
@@ -123,18 +133,6 @@ def summary(
     }
     print(json.dumps(found, indent=2))
     return found
-
-
-# Apart from the base DAG's files: both DAGs can run side by side.
-ROOT = "lifecycle-mlflow"
-CODE, DATA, TRIALS, SERVER = f"{ROOT}/code", f"{ROOT}/data", f"{ROOT}/trials", f"{ROOT}/server"
-# The tag is the MLflow version constraints-mlflow.txt pins (the Makefile maps this image).
-MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.2"
-TRACKING = "mlflow-tracking"
-SERVICE = "wine-model-mlflow"
-EXPERIMENT = "wine-lifecycle"
-# MLflow reports usage to its makers unless told not to; a demo's jobs should not.
-QUIET = {"DO_NOT_TRACK": "true"}
 
 
 def trial_job(params: dict[str, int]) -> dict[str, Any]:
