@@ -293,33 +293,34 @@ class LiveFlow:
         if image is None:
             raise FlowFileError(spec.path, spec.line, f"{where}.image: missing")
 
-        def either(name: str) -> Any:
-            """The job's value, else the defaults' (apolo-flow's ``job or defaults``)."""
-            mine = _value(spec.get(name), contexts, f"{where}.{name}")
-            return mine or _value(defaults.get(name), contexts, f"defaults.{name}")
+        def either(read: Callable[[Located | None, Contexts, str], Any], name: str) -> Any:
+            """The job's value, else the defaults' (apolo-flow's ``job or defaults``: a
+            job's empty or 0 value falls through too)."""
+            mine = read(spec.get(name), contexts, f"{where}.{name}")
+            return mine or read(defaults.get(name), contexts, f"defaults.{name}")
 
         restart = _text(spec.get("restart"), contexts, f"{where}.restart")
         if restart is not None and restart not in RESTART_POLICIES:
             raise spec.at("restart").fail(
                 f"{where}.restart: {restart!r}; choose from {', '.join(RESTART_POLICIES)}"
             )
-        workdir = either("workdir")
+        workdir = either(_value, "workdir")
         request = JobRequest(
             job_command=_command(spec, contexts, where),
             job_image=image,
             job_volumes=mounts,
             job_name=_text(spec.get("name"), contexts, f"{where}.name"),
-            job_resources_preset=_str_or_none(either("preset")),
+            job_resources_preset=_str_or_none(either(_value, "preset")),
             job_tags=sorted(tags),
             job_description=_text(spec.get("title"), contexts, f"{where}.title")
             or f"{flow_id}.{job_id}",
-            job_lifespan=_life_span(spec, defaults, contexts, where),
+            job_lifespan=_life_span(either(_seconds, "life_span")),
             job_environ=env,
             job_entrypoint=_text(spec.get("entrypoint"), contexts, f"{where}.entrypoint") or None,
             job_http_port=_http_port(spec.get("http_port"), contexts, f"{where}.http_port"),
             job_http_auth=_flag(spec.get("http_auth"), contexts, f"{where}.http_auth", True),
             job_working_dir=str(PurePosixPath(str(workdir))) if workdir else None,
-            job_schedule_timeout=_schedule_timeout(spec, defaults, contexts, where),
+            job_schedule_timeout=_whole_seconds(either(_seconds, "schedule_timeout")),
             job_restart_policy=restart or "never",
             job_pass_config=_flag(spec.get("pass_config"), contexts, f"{where}.pass_config", False),
         )
@@ -664,24 +665,14 @@ def _seconds(found: Located | None, contexts: Contexts, where: str) -> float | N
     raise found.fail(f"{where}: {value!r} is not seconds or a time like '1d6h15m'")
 
 
-def _life_span(spec: Section, defaults: Section, contexts: Contexts, where: str) -> float | None:
-    """The job's, else the defaults' (a job's 0 falls through, as apolo-flow's ``or`` does);
-    none at all: the CLI's day; 0 seconds: the CLI's "no limit"."""
-    seconds = _seconds(spec.get("life_span"), contexts, f"{where}.life_span") or _seconds(
-        defaults.get("life_span"), contexts, "defaults.life_span"
-    )
-    if seconds is None:
-        return DEFAULT_LIFE_SPAN
-    return float(int(seconds)) or None  # apolo-flow passes whole seconds
+def _life_span(seconds: float | None) -> float | None:
+    """None: the CLI's day; 0 seconds: the CLI's "no limit"."""
+    return DEFAULT_LIFE_SPAN if seconds is None else _whole_seconds(seconds)
 
 
-def _schedule_timeout(
-    spec: Section, defaults: Section, contexts: Contexts, where: str
-) -> float | None:
-    seconds = _seconds(spec.get("schedule_timeout"), contexts, f"{where}.schedule_timeout")
-    seconds = seconds or _seconds(defaults.get("schedule_timeout"), contexts,
-                                  "defaults.schedule_timeout")  # fmt: skip
-    return float(int(seconds)) or None if seconds else None  # whole seconds, as passed
+def _whole_seconds(seconds: float | None) -> float | None:
+    """As apolo-flow passes them to the CLI: whole seconds, 0 being none."""
+    return float(int(seconds)) or None if seconds else None
 
 
 def _http_port(found: Located | None, contexts: Contexts, where: str) -> int | None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ class NeuroFlowJobOperator(NeuroRunOperator):
         self._task_params = frozenset(set(params or {}) - dag_params)
         self._flow_params: dict[str, Any] = {}
         self._flow: LiveFlow | None = None
+        self._early: FlowJob | None = None
 
     # -- the file -------------------------------------------------------------------------
     def search_path(self) -> tuple[Path, ...]:
@@ -85,18 +87,14 @@ class NeuroFlowJobOperator(NeuroRunOperator):
     def live_flow(self) -> LiveFlow:
         """The flow file, read once per run of the task (``execute`` reads it afresh)."""
         if self._flow is None:
-            try:
+            with _as_argument_error():
                 self._flow = LiveFlow.load(self.flow_file, self.search_path())
-            except FlowFileError as e:
-                raise JobArgumentError("flow_file", str(e)) from None
         return self._flow
 
     def flow_job(self, username: str, project_name: str | None) -> FlowJob:
-        try:
+        with _as_argument_error():
             found = self.live_flow().job(self.job, self._flow_params, username=username,
                                          project_name=project_name)  # fmt: skip
-        except FlowFileError as e:
-            raise JobArgumentError("flow_file", str(e)) from None
         if found.request.job_pass_config and "job_pass_config" not in self._explicit:
             # It puts the connection's token in the job: the DAG must ask for it, not a file.
             raise JobArgumentError(
@@ -106,11 +104,17 @@ class NeuroFlowJobOperator(NeuroRunOperator):
             )
         return found
 
+    def early_job(self) -> FlowJob:
+        """The job before connecting, once per run: the user and project names are not known
+        yet, so stand-ins let the rest of the job be checked early. resolve_request
+        evaluates it again with the real names, and that request is checked again before
+        anything is sent."""
+        if self._early is None:
+            self._early = self.flow_job(USER_STAND_IN, PROJECT_STAND_IN)
+        return self._early
+
     def job_request(self) -> JobRequest:
-        # Before connecting, the user and project names are not known: stand-ins let the
-        # rest of the job be checked early; resolve_request evaluates it again with the
-        # real names, and that request is checked again before anything is sent.
-        return self._with_overrides(self.flow_job(USER_STAND_IN, PROJECT_STAND_IN).request)
+        return self._with_overrides(self.early_job().request)
 
     def resolve_request(self, hook: NeuroHook, request: JobRequest) -> JobRequest:
         config = hook.client.config
@@ -136,10 +140,11 @@ class NeuroFlowJobOperator(NeuroRunOperator):
         return dataclasses.replace(request, **given)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self._flow = None  # a change to the file applies from the next run on
+        # A change to the file applies from the next run on.
+        self._flow = self._early = None
         self._flow_params = self._params_for_job(context)
         if "job_detach" not in self._explicit:
-            self.job_detach = self.flow_job(USER_STAND_IN, PROJECT_STAND_IN).detach
+            self.job_detach = self.early_job().detach
         return super().execute(context)
 
     def _params_for_job(self, context: Context) -> dict[str, Any]:
@@ -150,10 +155,8 @@ class NeuroFlowJobOperator(NeuroRunOperator):
         through them, connections and variables).
         """
         flow = self.live_flow()
-        try:
+        with _as_argument_error():
             declared = flow.declared_params(self.job)
-        except FlowFileError as e:
-            raise JobArgumentError("flow_file", str(e)) from None
         extra = sorted(self._task_params - set(declared))
         if extra:
             raise JobArgumentError(
@@ -170,3 +173,12 @@ class NeuroFlowJobOperator(NeuroRunOperator):
             as_written = name in written and written[name] == value
             found[name] = self.render_template(value, context) if as_written else value
         return found
+
+
+@contextmanager
+def _as_argument_error() -> Iterator[None]:
+    """A flow file's error as the operator's argument error, naming ``flow_file``."""
+    try:
+        yield
+    except FlowFileError as e:
+        raise JobArgumentError("flow_file", str(e)) from None
