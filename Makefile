@@ -1,5 +1,5 @@
 # Every target sets up what it needs: virtualenvs from the pinned constraints, and
-# bubblewrap (for job volumes on the local platform) where apt-get can install it.
+# bubblewrap (the local platform runs every job in its sandbox) where apt-get can install it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 APOLO_VENV := .venv-apolo

@@ -39,8 +39,9 @@ with DAG("bench_log_floor", schedule=None, start_date=START, catchup=False):
     BashOperator(task_id="cat", bash_command=f"cat {FILE}")
 
 with DAG("bench_log_neuro", schedule=None, start_date=START, catchup=False):
-    NeuroRunOperator(task_id="stream", job_command=f"cat {FILE}", job_image="ubuntu",
-                     job_detach=False)
+    # The same file, which the job sees through a storage volume.
+    NeuroRunOperator(task_id="stream", job_command="cat /bench/lines.txt", job_image="ubuntu",
+                     job_volumes=["storage:bench:/bench:ro"], job_detach=False)
 """
 
 
@@ -57,7 +58,9 @@ def run(dag_id: str, env: dict[str, str]) -> tuple[float, int]:
 def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp_name, local_platform(Path(tmp_name) / "p") as p:
         tmp = Path(tmp_name)
-        lines = tmp / "lines.txt"
+        # In the platform's storage, so that the job reads the same file through its volume.
+        lines = tmp / "p" / "storage" / "local" / "default" / "bench" / "lines.txt"
+        lines.parent.mkdir(parents=True)
         count = args.megabytes * 2**20 // (len(LINE) + 1)
         with open(lines, "w") as out:
             for i in range(count):

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import random
 import re
+import shutil
 import socket
 import statistics
 import sys
@@ -38,6 +39,7 @@ from airflow_neuro.client.service import HealthProbe, Services  # noqa: E402
 from airflow_neuro.job_request import JobRequest  # noqa: E402
 
 SERVER = HERE.parent / "examples" / "dags" / "model_server.py"
+CODE = "bench-serving"  # the storage folder holding the server and its model
 # (poll interval, shortest warm-up, deploys): the checks reach the interval in ~3 s / ~15 s.
 READINESS = ((1.0, 4.0, 6), (5.0, 20.0, 4))
 HEALTHY_FROM = re.compile(r"healthy from ([0-9.]+)")
@@ -54,9 +56,12 @@ async def start_server(
 ) -> tuple[str, int]:
     port = free_port()
     request = JobRequest(
-        job_command=f"python3 {SERVER} serve --model {model} --port {port} --warmup {warmup}",
+        job_command=(
+            f"python3 /srv/{SERVER.name} serve --model {model} --port {port} --warmup {warmup}"
+        ),
         job_image="python:3.11",
         job_http_port=port,
+        job_volumes=[f"storage:{CODE}:/srv:ro"],
     )
     identity = TaskIdentity("bench", "serve", trial, -1, 1)
     prepared = request.resolve(client.sdk, identity.tags)
@@ -119,8 +124,12 @@ def ms(seconds: float) -> str:
 
 async def main(requests: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, local_platform(Path(tmp) / "platform") as served:
-        model = Path(tmp) / "model.json"
-        model.write_text('{"kind": "linear", "slope": 2.0, "intercept": 1.0}')
+        # Jobs see the server and the model through a storage volume, as on the platform.
+        code = Path(tmp) / "platform" / "storage" / "local" / "default" / CODE
+        code.mkdir(parents=True)
+        (code / "model.json").write_text('{"kind": "linear", "slope": 2.0, "intercept": 1.0}')
+        shutil.copy(SERVER, code)
+        model = Path("/srv/model.json")  # as the server job sees it
         params = NeuroConnectionParams(api_url=served.api_url, token=served.token)
         async with NeuroClient.session(params) as client:
             lags = {

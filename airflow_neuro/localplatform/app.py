@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 
 from .auth import auth_middleware
@@ -10,7 +12,7 @@ from .errors import error_middleware
 from .faults import fault_middleware
 from .flow_api import FlowApi
 from .flow_store import FlowStore
-from .jobs import JobService
+from .jobs import JobService, job_user
 from .jobs_api import JobsApi
 from .proxy import PREFIX as HTTP_PROXY_PREFIX
 from .proxy import JobHttpProxy
@@ -24,12 +26,19 @@ JOBS_KEY = web.AppKey("jobs", JobService)
 
 
 def create_app(settings: Settings) -> web.Application:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Only the platform's user enters the data dir: it holds the token, the database and
+    # every job's log and environment. chmod too: mkdir's mode yields to the umask, and the
+    # directory may be an old one.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.db_path)
     flow_store = FlowStore(settings.db_path)
-    storage = Storage(settings.storage_dir, settings.cluster)
-    jobs = JobService(settings, store, storage.paths)
+    # Jobs run as their own user when the platform is root: what storage makes is theirs.
+    user = job_user(settings)
+    owner = (user.uid, user.gid) if user is not None else None
+    storage = Storage(settings.storage_dir, settings.cluster, owner)
+    jobs = JobService(settings, store, storage.paths, user)
     proxy = JobHttpProxy(settings, jobs)
     # Job ports check the token themselves: only jobs that ask for it require one.
     stats = RequestStats()
@@ -54,7 +63,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(stats.routes())
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
-        jobs.recover()
+        await jobs.start()
         yield
         await jobs.shutdown()
         await proxy.close()

@@ -14,6 +14,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Open endpoints; /config answers {"authorized": false} itself when no token is sent.
 PUBLIC_PATHS = frozenset({"/api/v1/config", "/api/v1/ping", "/ping"})
 WS_TOKEN_PROTOCOL = "bearer.apolo.us-"
+TOKEN_QUERY = "neuro-auth-token"
 
 
 def request_token(request: web.Request) -> str | None:
@@ -21,8 +22,8 @@ def request_token(request: web.Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
-    if "neuro-auth-token" in request.query:
-        return request.query["neuro-auth-token"]
+    if TOKEN_QUERY in request.query:
+        return request.query[TOKEN_QUERY]
     for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
         proto = proto.strip()
         if proto.startswith(WS_TOKEN_PROTOCOL):
@@ -35,6 +36,11 @@ def is_authorized(request: web.Request, token: str) -> bool:
     return given is not None and token_matches(given, token)
 
 
+def not_authenticated() -> web.HTTPUnauthorized:
+    # The real platform answers 401 with no JSON body.
+    return web.HTTPUnauthorized(text="Not authenticated")
+
+
 def auth_middleware(token: str, open_prefixes: tuple[str, ...] = ()) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -42,8 +48,7 @@ def auth_middleware(token: str, open_prefixes: tuple[str, ...] = ()) -> Middlewa
         if path in PUBLIC_PATHS or path.startswith(open_prefixes):
             return await handler(request)
         if not is_authorized(request, token):
-            # The real platform answers 401 with no JSON body.
-            raise web.HTTPUnauthorized(text="Not authenticated")
+            raise not_authenticated()
         return await handler(request)
 
     return middleware

@@ -7,12 +7,15 @@ import asyncio
 import logging
 import os
 import resource
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .faults import FaultPlan
+from .jobs import job_user
 from .runtimes import parse_runtimes
-from .server import LocalPlatform, serve_forever
+from .sandbox import INSTALL_HINT, bwrap_binary
+from .server import CannotListen, LocalPlatform, reachable_from_elsewhere, serve_forever
 from .settings import Settings
 from .tokens import make_token
 
@@ -35,9 +38,21 @@ def stored_token(data_dir: Path, user: str) -> str:
     return token
 
 
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    return port
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    parser.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--port", type=port_number, default=8765, help="port to bind; 0 picks a free one"
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -73,6 +88,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help='a JSON object of --runtime entries, {"python:3.11": "../.venv-jobs"}, relative'
         " to the file's folder; --runtime overrides its entries",
     )  # fmt: skip
+    parser.add_argument(
+        "--on-exit", choices=("keep-jobs", "end-jobs"), default="keep-jobs",
+        help="what a stop (SIGTERM, Ctrl-C) does to running jobs: keep-jobs (the default, as"
+        " on the real platform) leaves them running for a platform started on the same data"
+        " dir to pick up; end-jobs kills them and marks them failed",
+    )  # fmt: skip
+    parser.add_argument(
+        "--job-user", default="nobody", metavar="USER",
+        help="whom jobs run as when the platform runs as root (default: nobody)",
+    )  # fmt: skip
     parser.add_argument("--log-level", default="WARNING")
 
 
@@ -99,8 +124,26 @@ def serve(args: argparse.Namespace) -> None:
         minute_seconds=args.minute_seconds,
         faults=faults,
         runtimes=runtimes,
+        job_user=args.job_user,
+        keep_jobs_on_stop=args.on_exit == "keep-jobs",
     )
-    asyncio.run(serve_forever(LocalPlatform(settings, args.host, args.port)))
+    try:
+        job_user(settings)
+    except ValueError as e:
+        raise SystemExit(f"error: --job-user: {e}") from None
+    if bwrap_binary() is None:
+        print(f"warning: jobs cannot run: {INSTALL_HINT}", file=sys.stderr, flush=True)
+    if reachable_from_elsewhere(args.host):
+        print(
+            f"warning: --host {args.host} is not a loopback address: the token then travels"
+            " over plain HTTP to anyone who can reach the port",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        asyncio.run(serve_forever(LocalPlatform(settings, args.host, args.port)))
+    except CannotListen as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

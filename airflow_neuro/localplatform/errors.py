@@ -52,6 +52,15 @@ class AccessDenied(Exception):
     """The request names a cluster, org or project the platform's one user cannot use: 403."""
 
 
+class BodyTooLarge(Exception):
+    """A request body larger than its API reads: 413, answered without reading the rest."""
+
+
+def shown(text: str, length: int = 64) -> str:
+    """Text from a request as an error message quotes it: a long one is cut."""
+    return text if len(text) <= length else text[:length] + "..."
+
+
 def error_body(message: str, code: int | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message}
     if code is not None:
@@ -91,6 +100,8 @@ def error_middleware(file_api_prefixes: tuple[str, ...] = ()) -> Middleware:
             return web.json_response(error_body(str(e)), status=404)
         except RecordExists as e:
             return web.json_response(error_body(str(e)), status=409)
+        except BodyTooLarge as e:
+            return web.json_response(error_body(str(e)), status=413)
         except (BadRequest, JobNotFound) as e:
             # An unknown job is a 400 on the real platform too, not a 404.
             return web.json_response(error_body(str(e)), status=400)

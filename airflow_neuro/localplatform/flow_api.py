@@ -15,26 +15,28 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import AccessDenied, BadRequest, RecordNotFound
+from .errors import AccessDenied, BadRequest, RecordNotFound, shown
 from .flow_store import FlowStore
+from .json_body import read_json
 from .settings import Settings
 
 PREFIX = "/api/v1/flow"
 NDJSON = "application/x-ndjson"
 PROJECT_KEYS = {"name", "cluster", "org_name", "project_name"}
 LIVE_JOB_KEYS = {"yaml_id", "project_id", "multi", "tags", "raw_id"}
+# Names, ids and tags are short (a flow's id, a job's id in its YAML, "project:..." tags);
+# these limits are far above them and keep every listing of projects and live jobs small.
+MAX_TEXT_LENGTH = 1024
+MAX_TAGS = 256
 
 
 async def _body(request: web.Request, what: str, allowed: set[str]) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
-        raise BadRequest(f"Invalid {what}: the body is not valid JSON") from None
+    body = await read_json(request, f"Invalid {what}: ")
     if not isinstance(body, dict):
         raise BadRequest(f"Invalid {what}: the body is not a JSON object")
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise BadRequest(f"Invalid {what}: {unknown[0]}: is not allowed key")
+        raise BadRequest(f"Invalid {what}: {shown(unknown[0])}: is not allowed key")
     return body
 
 
@@ -48,7 +50,10 @@ def _str(body: dict[str, Any], key: str, what: str) -> str:
 
 
 def _storable(value: str, where: str) -> None:
-    """JSON may carry lone surrogates ("\\ud800"), which no UTF-8 store can keep."""
+    """Text a flow record may keep: not too long, and UTF-8 (JSON may carry lone
+    surrogates, "\\ud800", which no UTF-8 store can keep)."""
+    if len(value) > MAX_TEXT_LENGTH:
+        raise BadRequest(f"{where}: is longer than {MAX_TEXT_LENGTH} characters, the most allowed")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -172,6 +177,8 @@ class FlowApi:
         tags = body.get("tags")
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise BadRequest(f"Invalid {what}: tags: a list of strings is required")
+        if len(tags) > MAX_TAGS:
+            raise BadRequest(f"Invalid {what}: tags: at most {MAX_TAGS} tags are allowed")
         for tag in tags:
             _storable(tag, f"Invalid {what}: tags")
         raw_id = _opt_str(body, "raw_id", what) or ""

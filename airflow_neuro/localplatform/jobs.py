@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import pwd
 import signal
+import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .errors import JobNameTaken, JobNotFound
@@ -18,6 +22,7 @@ from .process import JobProcess, launch
 from .records import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job
 from .runner import CannotRun, plan_launch
 from .runtimes import choose_runtime
+from .sandbox import JobUser
 from .settings import Settings
 from .storage_paths import StoragePaths
 from .store import JobStore
@@ -26,6 +31,27 @@ log = logging.getLogger(__name__)
 
 STOPPED_REASON = "PlatformStopped"
 STOPPED_DESCRIPTION = "The local platform stopped while the job was live"
+LOST_DESCRIPTION = (
+    "The job's processes ended while the local platform was down, and left no exit code"
+)
+# How often running jobs' log files are looked at for new output: the delay a follower of
+# a live log sees, at one fstat per running job per look.
+LOG_POLL_SECONDS = 0.05
+# How long a stop that keeps jobs waits for the ones being started to be on record.
+LAUNCH_GRACE_SECONDS = 10.0
+
+
+def job_user(settings: Settings) -> JobUser | None:
+    """Jobs never run as root: a root platform runs them as ``settings.job_user``."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(settings.job_user)
+    except KeyError:
+        raise ValueError(f"job user {settings.job_user!r} does not exist on this machine") from None
+    if entry.pw_uid == 0:
+        raise ValueError(f"job user {settings.job_user!r} is root: jobs need an unprivileged user")
+    return JobUser(entry.pw_uid, entry.pw_gid)
 
 
 @dataclass
@@ -34,32 +60,81 @@ class _Run:
     log: JobLog
     process: JobProcess | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # From the sandbox's start to its processes' record: a stop must not cut in there, or a
+    # job would run with nothing to find it by.
+    launching: asyncio.Future[JobProcess] | None = None
 
 
 class JobService:
-    def __init__(self, settings: Settings, store: JobStore, storage: StoragePaths) -> None:
+    def __init__(
+        self, settings: Settings, store: JobStore, storage: StoragePaths, user: JobUser | None
+    ) -> None:
         self._settings = settings
         self._store = store
         self._storage = storage
         self._hosts = HostsFile(settings.hosts_path)
         self._runs: dict[str, _Run] = {}
+        self._user = user
+        self._follower: asyncio.Task[None] | None = None
+
+    @property
+    def user(self) -> JobUser | None:
+        return self._user
 
     # -- start-up and shut-down ---------------------------------------------------------
-    def recover(self) -> None:
-        """Jobs that were live when the platform last stopped cannot have gone on running."""
+    async def start(self) -> None:
+        """Pick up the jobs a previous platform on this data dir left live: those still
+        running are followed again, those that ended meanwhile get their exit code."""
         for job in self._store.live():
-            job.transition(FAILED, STOPPED_REASON, STOPPED_DESCRIPTION)
-            self._store.save(job)
-        self._update_hosts()  # nothing is live yet: this drops the last run's jobs
+            process = JobProcess.find(self._job_dir(job.id))
+            if process is None:  # it never started
+                job.transition(FAILED, STOPPED_REASON, STOPPED_DESCRIPTION)
+                self._store.save(job)
+                continue
+            if job.status == PENDING:  # started just before the platform stopped
+                job.transition(RUNNING)
+                self._store.save(job)
+            run = _Run(job, JobLog(self._job_dir(job.id), finished=False), process)
+            self._runs[job.id] = run
+            self._spawn(run, self._supervised(run, self._follow(run)))
+        self._update_hosts()  # live jobs only: this drops the ones that ended meanwhile
+        self._follower = asyncio.ensure_future(self._follow_logs())
 
     async def shutdown(self) -> None:
         runs = list(self._runs.values())
-        for run in runs:
-            self._finish(run.job, FAILED, STOPPED_REASON, STOPPED_DESCRIPTION)
-            self._signal(run, signal.SIGKILL)
+        if self._settings.keep_jobs_on_stop:
+            launching = [run.launching for run in runs if run.launching is not None]
+            if launching:
+                await asyncio.wait(launching, timeout=LAUNCH_GRACE_SECONDS)
+            live = [run for run in runs if run.job.is_live]
+            if live:
+                log.warning(
+                    "%d job(s) go on running; a platform started on %s picks them up",
+                    len(live), self._settings.data_dir,
+                )  # fmt: skip
+            for run in runs:
+                for task in run.tasks:
+                    task.cancel()
+                run.log.detach()
+        else:
+            for run in runs:
+                self._finish(run.job, FAILED, STOPPED_REASON, STOPPED_DESCRIPTION)
+                self._signal(run, signal.SIGKILL)
         tasks = [t for run in runs for t in run.tasks]
         if tasks:
             await asyncio.wait(tasks, timeout=10)
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+
+    async def _follow_logs(self) -> None:
+        while True:
+            now = time.time()
+            for run in list(self._runs.values()):
+                if run.process is not None:
+                    run.log.poll(now)
+            await asyncio.sleep(LOG_POLL_SECONDS)
 
     # -- queries ------------------------------------------------------------------------
     def get(self, id_or_name: str, owner: str) -> Job:
@@ -117,7 +192,18 @@ class JobService:
         run = self._runs.get(job.id)
         if run is not None:
             return run.log
-        return JobLog(self._settings.jobs_dir / job.id, finished=True)
+        return JobLog(self._job_dir(job.id), finished=True)
+
+    def pid_namespace(self, job_id: str) -> int | None:
+        """The job's PID namespace (its inode number) while the job is live: the proxy asks
+        whether it is the job's own processes that listen on its port."""
+        run = self._runs.get(job_id)
+        if run is None or run.process is None or not run.job.is_live:
+            return None
+        return run.process.pid_namespace or None
+
+    def _job_dir(self, job_id: str) -> Path:
+        return self._settings.jobs_dir / job_id
 
     # -- commands -----------------------------------------------------------------------
     def create(self, job: Job) -> Job:
@@ -133,10 +219,10 @@ class JobService:
                     )
         job.transition(PENDING, "Creating")
         self._store.save(job)
-        run = _Run(job, JobLog(self._settings.jobs_dir / job.id, finished=False))
+        run = _Run(job, JobLog(self._job_dir(job.id), finished=False))
         self._runs[job.id] = run
         self._update_hosts()  # before its process starts: it may call itself by name
-        self._spawn(run, self._run(run))
+        self._spawn(run, self._supervised(run, self._execute(run)))
         return job
 
     def cancel(self, id_or_name: str, owner: str, reason: str = "UserRequested") -> None:
@@ -180,40 +266,50 @@ class JobService:
             # Never worth failing a job or a cancel for: a stale line names loopback anyway.
             log.exception("cannot update the jobs' hosts file %s", self._hosts.path)
 
-    async def _run(self, run: _Run) -> None:
+    async def _supervised(self, run: _Run, work: Coroutine[Any, Any, None]) -> None:
         job = run.job
         try:
-            await self._execute(run)
+            await work
         except CannotRun as e:
             self._finish(job, FAILED, "ContainerCannotRun", str(e), e.exit_code)
+        except asyncio.CancelledError:
+            raise  # the platform stops and leaves the job running: nothing to record
         except Exception as e:  # a bug here must not leave the job pending forever
             log.exception("job %s failed to run", job.id)
             self._finish(job, FAILED, "ContainerCannotRun", f"local platform error: {e}", 128)
-        finally:
-            run.log.finish()
-            self._runs.pop(job.id, None)
+            self._signal(run, signal.SIGKILL)
+        run.log.finish()
+        self._runs.pop(job.id, None)
 
     async def _execute(self, run: _Run) -> None:
         job = run.job
-        workdir = self._settings.jobs_dir / job.id / "home"
-        workdir.mkdir(parents=True, exist_ok=True)
+        directory = self._job_dir(job.id)
+        workdir = directory / "home"
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._give(workdir)
         job.transition(PENDING, "ContainerCreating")
         self._store.save(job)
-        sources = []
-        for volume in job.volumes:
+        with contextlib.ExitStack() as pinned:
+            # Each volume's directory held open from its check to its mount: a job that
+            # swaps a storage directory for a symlink cannot redirect a later job's volume.
+            sources = []
+            for volume in job.volumes:
+                try:
+                    source = self._storage.pin_dir(volume.src_storage_uri)
+                except ValueError as e:
+                    raise CannotRun(f"volume {volume.src_storage_uri}: {e}") from None
+                sources.append(pinned.enter_context(source))
+            runtime = choose_runtime(self._settings.runtimes, job.image)
+            plan = plan_launch(job, workdir, sources, self._hosts.path, runtime,
+                               hidden=self._settings.data_dir, user=self._user)  # fmt: skip
+            await self._port_released(job)
+            if not job.is_live:
+                return  # cancelled while it was being created
+            run.launching = asyncio.ensure_future(launch(plan, directory, run.log.path))
             try:
-                source = self._storage.local_path(volume.src_storage_uri)
-            except ValueError as e:
-                raise CannotRun(f"volume {volume.src_storage_uri}: {e}") from None
-            source.mkdir(parents=True, exist_ok=True)
-            sources.append(source)
-        runtime = choose_runtime(self._settings.runtimes, job.image)
-        plan = plan_launch(job, workdir, sources, self._hosts.path, runtime)
-        await self._port_released(job)
-        if not job.is_live:
-            return  # cancelled while it was being created
-        process = await launch(plan)
-        run.process = process
+                run.process = await asyncio.shield(run.launching)
+            finally:
+                run.launching = None
         if not job.is_live:
             self._signal(run, signal.SIGKILL)
         else:
@@ -221,20 +317,29 @@ class JobService:
             # know of a job that does not behave as its image would: the record tells.
             job.transition(RUNNING, description=runtime.description)
             self._store.save(job)
-            if job.max_run_time_minutes is not None:
-                self._spawn(run, self._enforce_life_span(run))
-        pump = asyncio.ensure_future(run.log.pump(process.stdout))
+        await self._follow(run)
+
+    async def _follow(self, run: _Run) -> None:
+        """Until the job's main process ends, then record how it ended."""
+        job, process = run.job, run.process
+        if process is None:
+            return
+        if job.is_live and job.max_run_time_minutes is not None:
+            self._spawn(run, self._enforce_life_span(run))
         exit_code = await process.wait()
         # A container ends with its main process: so do the processes it left behind.
         self._signal(run, signal.SIGKILL)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(pump), timeout=5)
-        if not pump.done():
-            pump.cancel()
-        if exit_code == 0:
+        if exit_code is None:
+            self._finish(job, FAILED, STOPPED_REASON, LOST_DESCRIPTION)
+        elif exit_code == 0:
             self._finish(job, SUCCEEDED, exit_code=0)
         else:
             self._finish(job, FAILED, "Error", None, exit_code)
+
+    def _give(self, path: Path) -> None:
+        """Jobs run as their own user when the platform is root: let them write here."""
+        if self._user is not None:
+            os.chown(path, self._user.uid, self._user.gid, follow_symlinks=False)
 
     async def _port_released(self, job: Job) -> None:
         """Jobs share the machine's network, so a job that replaces a cancelled one on the
@@ -267,12 +372,12 @@ class JobService:
             self._signal(run, signal.SIGKILL)
 
     async def _enforce_life_span(self, run: _Run) -> None:
+        # From the job's start as recorded, so that a restarted platform keeps the deadline.
         job = run.job
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = (job.started_at or job.created_at).timestamp()
         while job.is_live and job.max_run_time_minutes is not None:
             deadline = start + job.max_run_time_minutes * self._settings.minute_seconds
-            if loop.time() >= deadline:
+            if time.time() >= deadline:
                 self.cancel(job.id, job.owner, "LifeSpanEnded")
                 return
-            await asyncio.sleep(min(deadline - loop.time(), 1.0))
+            await asyncio.sleep(min(deadline - time.time(), 1.0))

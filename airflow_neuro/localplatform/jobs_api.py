@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from .errors import BadRequest, JobRequestError
+from .errors import BadRequest
 from .jobs import JobService
+from .json_body import read_json
 from .logs import JobLog
 from .params import query_flag
 from .records import ALL_STATUSES, Job
 from .settings import Settings
-from .validation import parse_job_request
+from .validation import parse_job_request, parse_life_span_bump
 
 LOG_WS_PROTOCOL = "logs.apolo.us"
 
@@ -29,7 +30,12 @@ def _parse_time(value: str, key: str) -> datetime:
         raise BadRequest(f"{key}: invalid ISO 8601 time {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise BadRequest(
+            f"{key}: {value!r} is out of range; times must fall in the years 1 to 9999 in UTC"
+        ) from None
 
 
 class JobsApi:
@@ -60,10 +66,7 @@ class JobsApi:
         return self._jobs.get(request.match_info["id"], self._owner(request))
 
     async def create(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise JobRequestError("the body is not valid JSON") from None
+        body = await read_json(request)
         job = parse_job_request(
             body,
             from_preset="from_preset" in request.query,
@@ -89,6 +92,8 @@ class JobsApi:
                 limit = int(q["limit"])
             except ValueError:
                 raise BadRequest("limit: value is not an integer") from None
+            if limit < 0:
+                raise BadRequest("limit: value should be an integer of at least 0")
         clusters = q.getall("cluster_name", [])
         orgs = [o for o in q.getall("org_name", []) if o != "NO_ORG"]
         foreign = (clusters and self._settings.cluster not in clusters) or (
@@ -133,12 +138,12 @@ class JobsApi:
         return web.Response(status=204)
 
     async def bump_life_span(self, request: web.Request) -> web.Response:
+        self._job(request)  # an unknown job is the answer before a bad body
+        body = await read_json(request)
+        # The job as it is now, after the wait for the body: nothing is awaited from here to
+        # the bump, so the life span the sum is checked against is the one bumped.
         job = self._job(request)
-        try:
-            body = await request.json()
-            minutes = int(body["additional_max_run_time_minutes"])
-        except (ValueError, KeyError, TypeError):
-            raise BadRequest("additional_max_run_time_minutes: an integer is required") from None
+        minutes = parse_life_span_bump(body, job.max_run_time_minutes)
         self._jobs.bump_life_span(job.id, self._owner(request), minutes)
         return web.Response(status=204)
 

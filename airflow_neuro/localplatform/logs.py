@@ -1,14 +1,18 @@
 """Job output: raw bytes on disk, followed live by any number of readers.
 
-Each job's output is kept whole in ``output.log``; ``output.idx`` records when each chunk
-arrived, which is what ``since`` and ``timestamps`` need, at one small record a chunk
-instead of one a line.
+A job writes its output straight into ``output.log``, so that it never depends on the
+platform staying up to read a pipe. The platform follows the file (``poll``), and
+``output.idx`` records when each new stretch of it was seen, which is what ``since`` and
+``timestamps`` need, at one small record a stretch instead of one a line. Output written
+while the platform was down (and the last stretch before) is stamped when a restarted
+platform first sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import os
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 CHUNK = 256 * 1024
-INDEX_RECORD = struct.Struct("<Qd")  # byte offset of a chunk, unix time it arrived
+INDEX_RECORD = struct.Struct("<Qd")  # byte offset of a stretch, unix time it was seen
+# Only the platform's user reads a job's files: logs hold whatever the job printed.
+PRIVATE = 0o600
+
+
+def _open_private(path: Path, flags: int) -> int:
+    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, PRIVATE)
+    os.fchmod(fd, PRIVATE)  # whatever the umask, and for files made before
+    return fd
 
 
 class JobLog:
@@ -28,14 +40,12 @@ class JobLog:
         self._times: list[float] = []
         self._size = 0
         self._changed = asyncio.Event()
-        self._out = self._index = None
-        if finished:
-            self._load_index()
-        else:
-            directory.mkdir(parents=True, exist_ok=True)
-            # Unbuffered, so that a reader sees every byte as soon as it is appended.
-            self._out = open(self.path, "ab", buffering=0)  # noqa: SIM115
-            self._index = open(self.index_path, "ab", buffering=0)  # noqa: SIM115
+        self._index: int | None = None
+        if not finished:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(_open_private(self.path, os.O_WRONLY | os.O_APPEND))
+            self._index = _open_private(self.index_path, os.O_WRONLY | os.O_APPEND)
+        self._load_index()
 
     def _load_index(self) -> None:
         try:
@@ -45,25 +55,41 @@ class JobLog:
         for offset, at in INDEX_RECORD.iter_unpack(raw[: len(raw) - len(raw) % INDEX_RECORD.size]):
             self._offsets.append(offset)
             self._times.append(at)
-        self._size = self.path.stat().st_size if self.path.exists() else 0
+        if self.finished:
+            self._size = self.path.stat().st_size if self.path.exists() else 0
+        else:
+            # Picked up again after a restart, the last stretch seen may have grown while
+            # the platform was down, by how much is not known: poll stamps it anew.
+            self._size = self._offsets[-1] if self._offsets else 0
 
-    def append(self, data: bytes, at: float) -> None:
-        assert self._out is not None
-        assert self._index is not None
-        self._index.write(INDEX_RECORD.pack(self._size, at))
-        self._out.write(data)
+    def poll(self, at: float | None = None) -> None:
+        """Take note of output that has arrived since the last look."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size <= self._size or self._index is None:
+            return
+        now = time.time() if at is None else at
+        os.write(self._index, INDEX_RECORD.pack(self._size, now))
         self._offsets.append(self._size)
-        self._times.append(at)
-        self._size += len(data)
+        self._times.append(now)
+        self._size = size
         self._notify()
 
     def finish(self) -> None:
-        for f in (self._out, self._index):
-            if f is not None:
-                f.close()
-        self._out = self._index = None
+        self.poll()
+        if self._index is not None:
+            os.close(self._index)
+            self._index = None
         self.finished = True
         self._notify()
+
+    def detach(self) -> None:
+        """Stop following, leaving the job's output to a platform that picks it up later."""
+        if self._index is not None:
+            os.close(self._index)
+            self._index = None
 
     def _notify(self) -> None:
         self._changed.set()
@@ -77,10 +103,6 @@ class JobLog:
         """When the byte at ``offset`` arrived (the arrival of its chunk)."""
         index = bisect.bisect_right(self._offsets, offset) - 1
         return self._times[max(index, 0)] if self._times else 0.0
-
-    async def pump(self, stream: asyncio.StreamReader) -> None:
-        while data := await stream.read(CHUNK):
-            self.append(data, time.time())
 
     async def chunks(self) -> AsyncIterator[tuple[int, bytes]]:
         """Every byte of output with its offset, following the log until the job is done."""

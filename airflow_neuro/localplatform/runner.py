@@ -5,12 +5,22 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .records import Job
 from .runtimes import RuntimeChoice
-from .sandbox import INSTALL_HINT, Mount, bwrap_binary, bwrap_options
+from .safe_fs import PinnedDir
+from .sandbox import (
+    INSTALL_HINT,
+    JobUser,
+    Mount,
+    SandboxSpec,
+    bwrap_binary,
+    bwrap_options,
+    setpriv_binary,
+)
 
 # What a container image usually sets; nothing of the platform's own environment leaks in.
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -29,8 +39,11 @@ class LaunchPlan:
     argv: list[str]
     env: dict[str, str]
     cwd: str
-    # bwrap and its options, to run argv in a mount namespace; None runs argv directly.
-    sandbox: list[str] | None = None
+    # bwrap and its options: every job runs in a sandbox (sandbox.py says what it holds).
+    sandbox: list[str]
+    user: JobUser | None = None
+    # Descriptors the sandbox's options name (pinned volumes): bwrap must inherit them.
+    pass_fds: tuple[int, ...] = ()
 
 
 def job_argv(job: Job) -> list[str]:
@@ -54,32 +67,50 @@ def job_env(job: Job, home: Path, runtime: RuntimeChoice) -> dict[str, str]:
 
 
 def plan_launch(
-    job: Job, workdir: Path, volume_sources: list[Path], hosts: Path, runtime: RuntimeChoice
+    job: Job,
+    workdir: Path,
+    volume_sources: list[PinnedDir],
+    hosts: Path,
+    runtime: RuntimeChoice,
+    *,
+    hidden: Path,
+    user: JobUser | None,
 ) -> LaunchPlan:
-    """Run ``job`` under bubblewrap, seeing ``hosts`` as /etc/hosts, wherever bwrap exists."""
+    """Run ``job`` in its sandbox, seeing ``hosts`` as /etc/hosts and nothing of ``hidden``
+    (the platform's data dir) but its own ``workdir`` and volumes."""
     argv = job_argv(job)
     env = job_env(job, workdir, runtime)
     mounts = [
-        Mount(str(src), vol.dst_path, vol.read_only)
+        Mount(str(src.path), vol.dst_path, vol.read_only, src.fd)
         for src, vol in zip(volume_sources, job.volumes, strict=True)
     ]
     bwrap = bwrap_binary()
     if bwrap is None:
-        if mounts or job.working_dir:
-            raise CannotRun(
-                f"jobs with volumes or a working_dir need a mount namespace: {INSTALL_HINT}"
-            )
-        # The job reads the machine's own /etc/hosts: other jobs' hostnames do not resolve.
-        _check_executable(argv[0], env["PATH"], [], runtime)
-        return LaunchPlan(argv, env, str(workdir))
-    chdir = job.working_dir
-    if chdir and not _visible(chdir, mounts):
+        raise CannotRun(f"every job runs in a sandbox: {INSTALL_HINT}")
+    if user is not None and setpriv_binary() is None:
+        raise CannotRun(
+            "the platform runs as root, so jobs run as an unprivileged user, which needs"
+            " setpriv: install util-linux"
+        )
+    chdir = job.working_dir or str(workdir)
+    if not _visible(chdir, mounts) and chdir != str(workdir):
         # Like a container runtime, make a missing working directory: here, the job's own one.
         mounts.append(Mount(str(workdir), chdir))
     _check_executable(argv[0], env["PATH"], mounts, runtime)
-    # Bound first, so that a volume the job itself mounts at /etc/hosts is bound over it.
-    mounts.insert(0, Mount(str(hosts), "/etc/hosts", read_only=True))
-    return LaunchPlan(argv, env, str(workdir), bwrap_options(bwrap, mounts, chdir))
+    # The Python the platform runs on, too: the machine's only one may sit in a directory
+    # the job's user cannot enter, and a runtime's virtualenv often links to it.
+    reachable = [*runtime.host_paths(), sys.base_prefix, sys.prefix]
+    spec = SandboxSpec(
+        mounts=tuple(mounts),
+        home=str(workdir),
+        chdir=chdir,
+        hosts=str(hosts),
+        hidden=(str(hidden),),
+        reachable=tuple(dict.fromkeys(reachable)),
+        user=user,
+    )
+    pinned = tuple(src.fd for src in volume_sources)
+    return LaunchPlan(argv, env, str(workdir), bwrap_options(bwrap, spec), user, pinned)
 
 
 def _under_mount(path: str, mounts: list[Mount]) -> bool:

@@ -8,6 +8,7 @@ image runs with the host's programs, and its record says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,19 @@ class RuntimeChoice:
         if (self.runtime / "pyvenv.cfg").is_file():
             env["VIRTUAL_ENV"] = str(self.runtime)
         return env
+
+    def host_paths(self) -> list[str]:
+        """What a sandboxed job with this runtime must be able to reach: the runtime, and
+        the Python a virtualenv's ``bin/python`` links to (its ``home`` in pyvenv.cfg)."""
+        if self.runtime is None:
+            return []
+        paths = [str(self.runtime.resolve())]
+        with contextlib.suppress(OSError):
+            for line in (self.runtime / "pyvenv.cfg").read_text().splitlines():
+                key, equals, value = line.partition("=")
+                if equals and key.strip() == "home" and value.strip():
+                    paths.append(str(Path(value.strip()).resolve().parent))
+        return paths
 
 
 def repository(image: str) -> str:

@@ -55,6 +55,11 @@ class Settings:
     # runtimes.py for how an image is matched. Left out of the hash, which a mapping has
     # not, so that Settings stays hashable.
     runtimes: Mapping[str, Path] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    # Whom jobs run as when the platform runs as root (otherwise they run as its own user).
+    job_user: str = "nobody"
+    # Jobs outlive the platform process, as on the real platform, and a platform started
+    # on the same data dir picks them up. In-process platforms (tests) end theirs instead.
+    keep_jobs_on_stop: bool = False
 
     def __post_init__(self) -> None:
         # A copy the caller cannot change under running jobs, as the other fields are frozen.

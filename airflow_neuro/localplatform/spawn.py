@@ -36,23 +36,46 @@ def read_announcement(line: str) -> Served:
 
 @contextmanager
 def spawned(
-    data_dir: Path, *options: str, runtimes: Mapping[str, Path | str] | None = None
+    data_dir: Path,
+    *options: str,
+    runtimes: Mapping[str, Path | str] | None = None,
+    port: int = 0,
+    end_jobs: bool = True,
 ) -> Iterator[Served]:
-    """Serve from ``data_dir`` on a free loopback port until the block ends; ``runtimes``
-    maps images to runtime directories, as ``--runtime IMAGE=DIR`` does."""
+    """Serve from ``data_dir`` on a loopback port (0: a free one) until the block ends;
+    ``runtimes`` maps images to runtime directories, as ``--runtime IMAGE=DIR`` does. The
+    stop ends the jobs too, unless ``end_jobs`` is false: a platform started later on the
+    same data dir then picks them up."""
+    with serving(data_dir, *options, runtimes=runtimes, port=port, end_jobs=end_jobs) as (
+        served,
+        _,
+    ):
+        yield served
+
+
+@contextmanager
+def serving(
+    data_dir: Path,
+    *options: str,
+    runtimes: Mapping[str, Path | str] | None = None,
+    port: int = 0,
+    end_jobs: bool = True,
+) -> Iterator[tuple[Served, subprocess.Popen[str]]]:
+    """As ``spawned``, with the platform's process, for those who stop it their own way."""
     runtime_options = [
         option
         for image, directory in (runtimes or {}).items()
         for option in ("--runtime", f"{image}={directory}")
     ]
+    on_exit = "end-jobs" if end_jobs else "keep-jobs"
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_neuro.localplatform", "--port", "0",
-         "--data-dir", str(data_dir), *runtime_options, *options],
+        [sys.executable, "-m", "airflow_neuro.localplatform", "--port", str(port),
+         "--data-dir", str(data_dir), "--on-exit", on_exit, *runtime_options, *options],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        yield read_announcement(process.stdout.readline())
+        yield read_announcement(process.stdout.readline()), process
     finally:
         process.terminate()
         try:

@@ -28,4 +28,6 @@ def make_token(user: str, key: bytes | None = None) -> str:
 
 
 def token_matches(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # Header bytes that are not UTF-8 reach here as lone surrogates (aiohttp decodes headers
+    # with surrogateescape): such a token is merely wrong, and must still encode.
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import JobRequestError
+from .errors import JobRequestError, shown
 from .records import Job, Volume, utcnow
 from .settings import Settings
 
@@ -17,6 +17,29 @@ MAX_TAGS = 16
 MAX_TAG_LENGTH = 256
 RESTART_POLICIES = ("never", "on-failure", "always")
 PRIORITIES = ("low", "normal", "high")
+
+# What one job request may carry. Far beyond any real job, these keep a request from
+# filling every job list clients read, and every number finite and exact.
+MAX_DESCRIPTION_LENGTH = 16_384
+MAX_IMAGE_LENGTH = 1024
+MAX_NAME_LENGTH = 256  # preset and energy schedule names
+# Linux's limit on one argument or environment string (MAX_ARG_STRLEN): a longer command
+# word or variable could not reach the process anyway.
+MAX_ARGUMENT_LENGTH = 131_072
+MAX_PATH_LENGTH = 4096  # Linux's PATH_MAX
+MAX_ENV_VARS = 1024
+MAX_ENV_NAME_LENGTH = 1024
+MAX_VOLUMES = 128
+MAX_CPU = 1024
+# Bytes, 1 PiB: below 2**53, so that a client reading JSON numbers as doubles reads it exactly.
+MAX_MEMORY = 2**50
+MAX_MEMORY_MB = MAX_MEMORY // 2**20
+# 100 years. A bump may not take a life span past it either: life-span deadlines stay
+# finite times on the event loop's clock.
+MAX_LIFE_SPAN_MINUTES = 100 * 365 * 24 * 60
+# Seconds, the real platform's bounds.
+MIN_SCHEDULE_TIMEOUT = 1
+MAX_SCHEDULE_TIMEOUT = 30 * 24 * 3600
 
 # Keys the SDK sends beside the container fields; anything else is rejected, as upstream.
 JOB_KEYS = {
@@ -42,25 +65,60 @@ def _fail(key: str, message: str) -> JobRequestError:
 def _check_unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise _fail(where + unknown[0], "is not allowed key")
+        raise _fail(where + shown(unknown[0]), "is not allowed key")
 
 
-def _str(data: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+def _encodable(text: str) -> bool:
+    """JSON may carry lone surrogates ("\\ud800"), which no process or file name can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(value: str, where: str, max_length: int, *, process: bool) -> None:
+    """``process``: the text reaches the job's process (argv, environment, paths), where
+    a NUL character cannot go."""
+    if len(value) > max_length:
+        raise _fail(where, f"is longer than {max_length} characters, the most allowed")
+    if process and "\0" in value:
+        raise _fail(where, "must not contain NUL characters")
+    if not _encodable(value):
+        raise _fail(where, "is not valid Unicode text")
+
+
+def _text(
+    data: dict[str, Any],
+    key: str,
+    *,
+    max_length: int,
+    at: str = "",
+    required: bool = False,
+    process: bool = False,
+) -> str | None:
+    """A string field; ``at`` is where its object sits in the request (``container.``)."""
     value = data.get(key)
     if value is None:
         if required:
-            raise _fail(key, "is required")
+            raise _fail(at + key, "is required")
         return None
     if not isinstance(value, str):
-        raise _fail(key, "value is not a string")
+        raise _fail(at + key, "value is not a string")
+    _check_text(value, at + key, max_length, process=process)
     return value
 
 
-def _bool(data: dict[str, Any], key: str) -> bool:
+def _bool(data: dict[str, Any], key: str, at: str = "") -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
-        raise _fail(key, "value should be True or False")
+        raise _fail(at + key, "value should be True or False")
     return value
+
+
+def _is_int(value: Any) -> bool:
+    # JSON true and false are Python bools, which are ints too.
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _name(value: str | None) -> str | None:
@@ -84,62 +142,111 @@ def _tags(value: Any) -> list[str]:
         raise _fail("tags", f"list length is greater than {MAX_TAGS}")
     for tag in value:
         if not tag or len(tag) > MAX_TAG_LENGTH or not TAG_RE.fullmatch(tag):
-            raise _fail("tags", f"{tag!r} is not a valid tag (1-{MAX_TAG_LENGTH} chars, no spaces)")
+            raise _fail(
+                "tags",
+                f"{shown(tag)!r} is not a valid tag (1-{MAX_TAG_LENGTH} chars, no spaces)",
+            )
     return sorted(set(value))
 
 
-def _env(value: Any) -> dict[str, str]:
+def _env(value: Any, at: str) -> dict[str, str]:
+    where = at + "env"
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _fail("env", "value is not a dict")
+        raise _fail(where, "value is not a dict")
+    if len(value) > MAX_ENV_VARS:
+        raise _fail(where, f"has more than {MAX_ENV_VARS} variables, the most allowed")
     for key, item in value.items():
+        if (
+            not 0 < len(key) <= MAX_ENV_NAME_LENGTH
+            or "=" in key
+            or "\0" in key
+            or not _encodable(key)
+        ):
+            raise _fail(
+                where,
+                f"{shown(key)!r} is not a variable name"
+                f" (1-{MAX_ENV_NAME_LENGTH} characters of Unicode text, no '=' or NUL)",
+            )
         if not isinstance(item, str):
-            raise _fail(f"env.{key}", "value is not a string")
+            raise _fail(f"{where}.{shown(key)}", "value is not a string")
+        _check_text(item, f"{where}.{shown(key)}", MAX_ARGUMENT_LENGTH, process=True)
     return dict(value)
 
 
-def _volumes(value: Any) -> list[Volume]:
+def _volumes(value: Any, at: str) -> list[Volume]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _fail("volumes", "value is not a list")
+        raise _fail(at + "volumes", "value is not a list")
+    if len(value) > MAX_VOLUMES:
+        raise _fail(at + "volumes", f"has more than {MAX_VOLUMES} volumes, the most allowed")
     volumes = []
     for index, item in enumerate(value):
-        where = f"volumes[{index}]"
+        where = f"{at}volumes[{index}]"
         if not isinstance(item, dict):
             raise _fail(where, "value is not a dict")
         _check_unknown(item, {"src_storage_uri", "dst_path", "read_only"}, where + ".")
-        src = _str(item, "src_storage_uri", required=True)
-        dst = _str(item, "dst_path", required=True)
+        src = _text(item, "src_storage_uri", at=where + ".", required=True,
+                    max_length=MAX_PATH_LENGTH, process=True)  # fmt: skip
+        dst = _text(item, "dst_path", at=where + ".", required=True,
+                    max_length=MAX_PATH_LENGTH, process=True)  # fmt: skip
         assert src is not None
         assert dst is not None
         if not src.startswith("storage://"):
             raise _fail(where + ".src_storage_uri", "must be a storage:// URI")
         if not dst.startswith("/"):
             raise _fail(where + ".dst_path", "must be an absolute path")
-        volumes.append(Volume(src, dst, _bool(item, "read_only")))
+        volumes.append(Volume(src, dst, _bool(item, "read_only", where + ".")))
     return volumes
 
 
-def _http(value: Any) -> tuple[int | None, bool]:
+def _http(value: Any, at: str) -> tuple[int | None, bool]:
     if value is None:
         return None, False
-    if not isinstance(value, dict) or not isinstance(value.get("port"), int):
-        raise _fail("http.port", "value is not an integer")
+    where = at + "http.port"
+    if not isinstance(value, dict) or not _is_int(value.get("port")):
+        raise _fail(where, "value should be an integer between 1 and 65535")
     port = value["port"]
     if not 1 <= port <= 65535:
-        raise _fail("http.port", "must be between 1 and 65535")
-    return port, _bool(value, "requires_auth")
+        raise _fail(where, "value should be an integer between 1 and 65535")
+    return port, _bool(value, "requires_auth", at + "http.")
 
 
-def _positive_int(data: dict[str, Any], key: str) -> int | None:
-    value = data.get(key)
+def _life_span(data: dict[str, Any]) -> int | None:
+    value = data.get("max_run_time_minutes")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _fail(key, "value should be an integer greater than or equal to 1")
-    return value
+    if not _is_int(value) or not 1 <= value <= MAX_LIFE_SPAN_MINUTES:
+        raise _fail(
+            "max_run_time_minutes",
+            f"value should be an integer between 1 and {MAX_LIFE_SPAN_MINUTES} (100 years)",
+        )
+    return int(value)
+
+
+def parse_life_span_bump(body: Any, current: int | None) -> int:
+    """The minutes a ``PUT /jobs/{id}/max_run_time_minutes`` body adds: a whole number, at
+    least one, that keeps the job's life span (``current`` minutes; None: it has none)
+    within the maximum."""
+    key = "additional_max_run_time_minutes"
+    if not isinstance(body, dict):
+        raise JobRequestError("Invalid job request: the body must be a JSON object")
+    _check_unknown(body, {key}, "")
+    room = MAX_LIFE_SPAN_MINUTES - (current or 0)
+    value = body.get(key)
+    if value is None:
+        raise _fail(key, "is required")
+    if not _is_int(value) or value < 1:
+        raise _fail(key, f"value should be an integer between 1 and {room}")
+    if value > room:
+        raise _fail(
+            key,
+            f"value should be at most {room}: a life span is at most {MAX_LIFE_SPAN_MINUTES}"
+            f" minutes (100 years) and this job's is {current or 0}",
+        )
+    return int(value)
 
 
 def _choice(data: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -> str:
@@ -167,11 +274,24 @@ def _pass_config(data: dict[str, Any]) -> bool:
     return False
 
 
+def _check_ignored(body: dict[str, Any]) -> None:
+    """Fields the SDK may send that mean nothing on one machine: still of the right type."""
+    for key in ("wait_for_jobs_quota", "is_preemptible", "is_preemptible_node_required"):
+        _bool(body, key)
+    _text(body, "energy_schedule_name", max_length=MAX_NAME_LENGTH)
+
+
 @dataclass(frozen=True)
 class _Size:
     preset_name: str | None
     cpu: float
     memory: int
+
+
+@dataclass(frozen=True)
+class _Container:
+    fields: dict[str, Any]
+    at: str  # where the fields sit in the request: "container." or, flat, ""
 
 
 def parse_job_request(body: Any, *, from_preset: bool, settings: Settings, owner: str) -> Job:
@@ -184,71 +304,98 @@ def parse_job_request(body: Any, *, from_preset: bool, settings: Settings, owner
         raise JobRequestError("Invalid job request: the body must be a JSON object")
     container = _container(body, from_preset=from_preset)
     resources = _resources(container)
-    size = _size(body, resources, from_preset=from_preset, settings=settings)
+    size = _size(body, container, resources, from_preset=from_preset, settings=settings)
     _check_placement(body, settings)
+    _check_ignored(body)
     return _job(body, container, resources, size, settings=settings, owner=owner)
 
 
-def _container(body: dict[str, Any], *, from_preset: bool) -> dict[str, Any]:
+def _container(body: dict[str, Any], *, from_preset: bool) -> _Container:
     """The container's fields, wherever the request puts them."""
-    container: dict[str, Any]
+    container: _Container
     if from_preset:
         # jobs.start sends the container fields flat, beside the job fields.
         _check_unknown(body, JOB_KEYS | CONTAINER_KEYS, "")
-        container = {k: v for k, v in body.items() if k in CONTAINER_KEYS}
+        container = _Container({k: v for k, v in body.items() if k in CONTAINER_KEYS}, "")
     else:
         _check_unknown(body, JOB_KEYS | {"container"}, "")
         nested = body.get("container")
         if not isinstance(nested, dict):
             raise _fail("container", "is required")
         _check_unknown(nested, CONTAINER_KEYS, "container.")
-        container = nested
+        container = _Container(nested, "container.")
     for key in ("secret_env", "secret_volumes", "disk_volumes"):
-        if container.get(key):
-            raise _fail(key, "secrets and disks are not available on the local platform")
+        if container.fields.get(key):
+            raise _fail(
+                container.at + key, "secrets and disks are not available on the local platform"
+            )
     return container
 
 
-def _resources(container: dict[str, Any]) -> dict[str, Any]:
-    resources = container.get("resources") or {}
+def _resources(container: _Container) -> dict[str, Any]:
+    resources = container.fields.get("resources")
+    if resources is None:
+        return {}
     if not isinstance(resources, dict):
-        raise _fail("resources", "value is not a dict")
-    _check_unknown(resources, RESOURCE_KEYS, "resources.")
+        raise _fail(container.at + "resources", "value is not a dict")
+    _check_unknown(resources, RESOURCE_KEYS, container.at + "resources.")
     return resources
 
 
 def _size(
-    body: dict[str, Any], resources: dict[str, Any], *, from_preset: bool, settings: Settings
+    body: dict[str, Any],
+    container: _Container,
+    resources: dict[str, Any],
+    *,
+    from_preset: bool,
+    settings: Settings,
 ) -> _Size:
     """CPU and memory: a named preset's, which wins over any the request also gives, or
     else the request's own."""
-    preset_name = _str(body, "preset_name")
+    at = container.at + "resources"
+    preset_name = _text(body, "preset_name", max_length=MAX_NAME_LENGTH)
     if from_preset:
         if preset_name is None:
             raise _fail("preset_name", "is required")
         if set(resources) - {"shm"}:
-            raise _fail("resources", "only shm can be set with a preset")
+            raise _fail(at, "only shm can be set with a preset")
     if preset_name is not None:
         preset = settings.preset(preset_name)
         if preset is None:
             raise JobRequestError("Preset was not found")
         size = _Size(preset_name, float(preset.cpu), int(preset.memory))
     else:
-        cpu, memory = _explicit_size(resources)
+        cpu, memory = _explicit_size(resources, at + ".")
         size = _Size(None, cpu, memory)
     if any("gpu" in k or k == "tpu" for k in resources):
-        raise _fail("resources", "GPUs and TPUs are not available on the local platform")
+        raise _fail(at, "GPUs and TPUs are not available on the local platform")
     return size
 
 
-def _explicit_size(resources: dict[str, Any]) -> tuple[float, int]:
-    cpu, memory = resources.get("cpu"), resources.get("memory")
-    if memory is None and "memory_mb" in resources:
-        memory = int(resources["memory_mb"]) * 2**20
-    if not isinstance(cpu, (int, float)) or cpu <= 0:
-        raise _fail("resources.cpu", "value should be a number greater than 0")
-    if not isinstance(memory, int) or memory <= 0:
-        raise _fail("resources.memory", "value should be an integer greater than 0")
+def _explicit_size(resources: dict[str, Any], at: str) -> tuple[float, int]:
+    cpu = resources.get("cpu")
+    if (
+        isinstance(cpu, bool)
+        or not isinstance(cpu, (int, float))
+        or not 0 < cpu <= MAX_CPU  # NaN fails this too
+    ):
+        raise _fail(at + "cpu", f"value should be a number greater than 0 and at most {MAX_CPU}")
+    if "memory" in resources:
+        memory = resources["memory"]
+        if not _is_int(memory) or not 0 < memory <= MAX_MEMORY:
+            raise _fail(
+                at + "memory", f"value should be an integer between 1 and {MAX_MEMORY} (bytes)"
+            )
+    elif "memory_mb" in resources:
+        memory_mb = resources["memory_mb"]
+        if not _is_int(memory_mb) or not 0 < memory_mb <= MAX_MEMORY_MB:
+            raise _fail(
+                at + "memory_mb",
+                f"value should be an integer between 1 and {MAX_MEMORY_MB} (MiB)",
+            )
+        memory = memory_mb * 2**20
+    else:
+        raise _fail(at + "memory", "is required (bytes; or memory_mb, MiB)")
     return float(cpu), int(memory)
 
 
@@ -258,29 +405,51 @@ def _check_placement(body: dict[str, Any], settings: Settings) -> None:
     for key, expected in (("cluster_name", settings.cluster), ("org_name", settings.org),
                           ("project_name", settings.project)):  # fmt: skip
         given = body.get(key)
+        if given is not None and not isinstance(given, str):
+            raise _fail(key, "value is not a string")
         no_org = key == "org_name" and given == "NO_ORG"
         if given is not None and given != expected and not no_org:
-            raise JobRequestError(f"{key} {given!r} is not served here; use {expected!r}")
+            raise JobRequestError(f"{key} {shown(given)!r} is not served here; use {expected!r}")
 
 
-def _image(container: dict[str, Any]) -> str:
-    image = _str(container, "image", required=True)
+def _image(container: _Container) -> str:
+    image = _text(container.fields, "image", at=container.at, required=True,
+                  max_length=MAX_IMAGE_LENGTH, process=True)  # fmt: skip
     assert image is not None
     if not image.strip():
-        raise _fail("image", "must not be empty")
+        raise _fail(container.at + "image", "must not be empty")
     return image
+
+
+def _working_dir(container: _Container) -> str | None:
+    where = container.at + "working_dir"
+    path = _text(container.fields, "working_dir", at=container.at, max_length=MAX_PATH_LENGTH,
+                 process=True)  # fmt: skip
+    if path is not None and not path.startswith("/"):
+        raise _fail(where, "must be an absolute path")
+    return path
 
 
 def _schedule_timeout(body: dict[str, Any]) -> float | None:
     value = body.get("schedule_timeout")
-    if value is not None and not isinstance(value, (int, float)):
-        raise _fail("schedule_timeout", "value is not a number")
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not MIN_SCHEDULE_TIMEOUT <= value < MAX_SCHEDULE_TIMEOUT  # NaN fails this too
+    ):
+        raise _fail(
+            "schedule_timeout",
+            f"value should be a number of seconds, at least {MIN_SCHEDULE_TIMEOUT} and"
+            f" less than {MAX_SCHEDULE_TIMEOUT} (30 days)",
+        )
     return value
 
 
 def _job(
     body: dict[str, Any],
-    container: dict[str, Any],
+    container: _Container,
     resources: dict[str, Any],
     size: _Size,
     *,
@@ -288,8 +457,9 @@ def _job(
     owner: str,
 ) -> Job:
     """The job itself from the remaining fields, each checked as it is read."""
+    fields, at = container.fields, container.at
     image = _image(container)
-    http_port, http_auth = _http(container.get("http"))
+    http_port, http_auth = _http(fields.get("http"), at)
     schedule_timeout = _schedule_timeout(body)
     return Job(
         id=f"job-{uuid.uuid4()}",
@@ -302,19 +472,20 @@ def _job(
         memory=size.memory,
         created_at=utcnow(),
         preset_name=size.preset_name,
-        name=_name(_str(body, "name")),
-        description=_str(body, "description"),
+        # Longer than NAME_RE allows, but _name says what is wrong with a name.
+        name=_name(_text(body, "name", max_length=MAX_NAME_LENGTH)),
+        description=_text(body, "description", max_length=MAX_DESCRIPTION_LENGTH),
         tags=_tags(body.get("tags")),
-        command=_str(container, "command"),
-        entrypoint=_str(container, "entrypoint"),
-        working_dir=_str(container, "working_dir"),
-        env=_env(container.get("env")),
-        volumes=_volumes(container.get("volumes")),
+        command=_text(fields, "command", at=at, max_length=MAX_ARGUMENT_LENGTH, process=True),
+        entrypoint=_text(fields, "entrypoint", at=at, max_length=MAX_ARGUMENT_LENGTH, process=True),
+        working_dir=_working_dir(container),
+        env=_env(fields.get("env"), at),
+        volumes=_volumes(fields.get("volumes"), at),
         http_port=http_port,
         http_requires_auth=http_auth,
-        tty=_bool(container, "tty"),
-        shm=bool(resources.get("shm", False)),
-        max_run_time_minutes=_positive_int(body, "max_run_time_minutes"),
+        tty=_bool(fields, "tty", at),
+        shm=_bool(resources, "shm", at + "resources."),
+        max_run_time_minutes=_life_span(body),
         schedule_timeout=schedule_timeout,
         restart_policy=_restart_policy(body),
         priority=_choice(body, "priority", PRIORITIES, "normal"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -12,14 +13,18 @@ from typing import Any
 import apolo_sdk
 import pytest
 
-from ..conftest import PlatformProcess
+from airflow_neuro.localplatform.spawn import serving
+
+from ..conftest import PlatformProcess, free_port
 from .conftest import AIRFLOW, SCENARIOS, airflow_env, latest_run
 
 
-def start_dag(dag_id: str, output: Path) -> subprocess.Popen[bytes]:
+def start_dag(
+    dag_id: str, output: Path, platform: PlatformProcess | None = None
+) -> subprocess.Popen[bytes]:
     with open(output, "wb") as out:
         return subprocess.Popen(
-            [AIRFLOW, "dags", "test", dag_id], env=airflow_env(SCENARIOS),
+            [AIRFLOW, "dags", "test", dag_id], env=airflow_env(SCENARIOS, platform),
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -112,3 +117,37 @@ def test_finished_jobs_are_reused_only_when_asked(
         task = next(t for t in job.tags if t.startswith("airflow-task:"))
         by_task[task] = by_task.get(task, 0) + 1
     assert by_task == {"airflow-task:reused": 1, "airflow-task:not_reused": 2}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_a_platform_stopped_mid_job_picks_it_up_again_and_the_work_runs_once(
+    airflow_db: None, tmp_path: Path, signum: int
+) -> None:
+    data_dir, port = tmp_path / "platform", free_port()
+    log = tmp_path / "run.log"
+    with serving(data_dir, port=port, end_jobs=False) as (served, first):
+        platform = PlatformProcess(served.api_url, served.token, data_dir)
+        dag = start_dag("scenario_platform_restart", log, platform)
+        wait_for_text(log, "restart-begin")  # the job runs and the task follows its log
+        # kill -9: no clean-up of any kind; SIGTERM: a stop that leaves the jobs running.
+        first.send_signal(signum)
+        first.wait(30)
+    time.sleep(2)  # the task's requests fail meanwhile, within its retry budget
+    with serving(data_dir, port=port) as (again, _):
+        assert again.token == served.token  # the data dir keeps it
+        try:
+            assert dag.wait(120) == 0, log.read_text()
+        finally:
+            if dag.poll() is None:
+                os.killpg(dag.pid, signal.SIGKILL)
+        run_id, states = latest_run("scenario_platform_restart")
+        assert states == {"through_restart": "success"}, log.read_text()
+        [job] = jobs_of_run(platform, "scenario_platform_restart", run_id)
+        assert job.status == apolo_sdk.JobStatus.SUCCEEDED
+        assert job.history.exit_code == 0
+    runs = data_dir / "storage" / "local" / "default" / "platform-restart" / "runs"
+    assert runs.read_text() == "ran\n"  # one job, started once
+    lines = log.read_text().splitlines()
+    # The whole log, the part written after the restart too, and nothing twice.
+    job_lines = [m.group(1) for line in lines if (m := re.search(r"\] (restart-\w+)", line))]
+    assert job_lines == ["restart-begin", "restart-end"], lines

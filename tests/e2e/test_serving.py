@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import apolo_sdk
+import pytest
 
 from ..conftest import PlatformProcess, free_port
-from .conftest import SCENARIOS, DagRunResult
+from .conftest import EXAMPLES, SCENARIOS, DagRunResult
 from .test_examples import only_job
+
+CODE = "serving-scenarios"  # the storage folder dags/serving_scenarios.py mounts
+
+
+@pytest.fixture(scope="module", autouse=True)
+def server_in_storage(platform_process: PlatformProcess) -> None:
+    """The scenarios' jobs run the example's server from storage, as a job would."""
+    directory = platform_process.data_dir / "storage" / "local" / "default" / CODE
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(EXAMPLES / "model_server.py", directory)
 
 
 def base(platform: PlatformProcess) -> str:

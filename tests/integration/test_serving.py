@@ -4,11 +4,12 @@ over real HTTP through the platform's proxy."""
 from __future__ import annotations
 
 import asyncio
+import shlex
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import apolo_sdk
@@ -41,7 +42,12 @@ def probe(path: str = "/health", timeout: float = 30.0, auth: bool = True) -> He
 
 @contextmanager
 def service(
-    hook: NeuroHook, command: str, port: int, name: str | None = None, auth: bool = True
+    hook: NeuroHook,
+    command: str,
+    port: int,
+    name: str | None = None,
+    auth: bool = True,
+    volumes: Sequence[str] = (),
 ) -> Iterator[str]:
     """A job serving ``port``; cancelled at the end whatever happened."""
     identity = TaskIdentity("serving", "t", f"run-{next(RUNS)}", -1, 1)
@@ -51,6 +57,7 @@ def service(
         job_http_port=port,
         job_http_auth=auth,
         job_name=name,
+        job_volumes=volumes,
     )
     job = hook.submit_job(request, identity)
     try:
@@ -59,22 +66,32 @@ def service(
         hook.cancel_job(job.id)
 
 
+# Jobs see the platform's storage through their volumes only, not the test's tmp_path.
+MODEL_VOLUME = "storage:integration-model:/model:ro"
+
+
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("model") / "model.json"
-    path.write_text('{"kind": "linear", "slope": 2.0, "intercept": 1.0}')
-    return str(path)
+def model(platform_process: PlatformProcess) -> str:
+    """The model file as the server job sees it, in MODEL_VOLUME."""
+    directory = platform_process.data_dir / "storage" / "local" / "default" / "integration-model"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "model.json").write_text('{"kind": "linear", "slope": 2.0, "intercept": 1.0}')
+    shutil.copy(SERVER, directory / SERVER.name)  # the repository may be out of the jobs' view
+    return "/model/model.json"
 
 
 def serve(model: str, port: int, warmup: float = 0.0) -> str:
-    return f"python3 {SERVER} serve --model {model} --port {port} --warmup {warmup}"
+    return f"python3 /model/{SERVER.name} serve --model {model} --port {port} --warmup {warmup}"
 
 
 def test_ready_when_it_answers_then_predict_info_and_auth(
     platform_process: PlatformProcess, model: str
 ) -> None:
     port = free_port()
-    with NeuroHook() as hook, service(hook, serve(model, port, warmup=1.0), port) as job_id:
+    with (
+        NeuroHook() as hook,
+        service(hook, serve(model, port, warmup=1.0), port, volumes=[MODEL_VOLUME]) as job_id,
+    ):
         started = time.monotonic()
         info = hook.wait_ready(job_id, probe())
         # The server answers 503 for its first second: running is not ready.
@@ -102,7 +119,10 @@ def test_ready_when_it_answers_then_predict_info_and_auth(
 
 def test_a_named_service_is_found_by_name(platform_process: PlatformProcess, model: str) -> None:
     port = free_port()
-    with NeuroHook() as hook, service(hook, serve(model, port), port, "named-model") as job_id:
+    with (
+        NeuroHook() as hook,
+        service(hook, serve(model, port), port, "named-model", volumes=[MODEL_VOLUME]) as job_id,
+    ):
         hook.wait_ready(job_id, probe())
         assert hook.request("named-model", "/predict", method="POST", json={"x": [1]}).value() == {
             "y": [3.0]
@@ -169,11 +189,10 @@ http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever(
 
 
 def test_a_post_that_may_have_arrived_is_not_sent_again(
-    platform_process: PlatformProcess, tmp_path: Path
+    platform_process: PlatformProcess,
 ) -> None:
     port = free_port()
-    (tmp_path / "slow.py").write_text(SLOW)
-    command = f"python3 {tmp_path / 'slow.py'} {port}"
+    command = f"python3 -c {shlex.quote(SLOW)} {port}"
     with NeuroHook() as hook:
         with service(hook, command, port, auth=False) as job_id:
             url = hook.wait_ready(job_id, probe("/", auth=False)).http_url

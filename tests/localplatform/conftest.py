@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -51,3 +52,34 @@ async def http(platform: LocalPlatform) -> AsyncIterator[aiohttp.ClientSession]:
     headers = {"Authorization": f"Bearer {platform.settings.token}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         yield session
+
+
+@dataclass
+class Server:
+    """The storage API of a running platform, for raw HTTP requests."""
+
+    root: Path
+    api_url: str
+    token: str
+
+    @property
+    def project_dir(self) -> Path:
+        return self.root / "local" / "default"
+
+    def url(self, raw_path: str) -> URL:
+        """A storage URL from an already-encoded path: nothing is normalized on the way."""
+        return URL(f"{self.api_url}/storage/{raw_path}", encoded=True)
+
+    def project_url(self, path: str) -> URL:
+        return self.url(f"local/default/{path}")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def server(platform: LocalPlatform) -> Server:
+    """The whole local platform; its storage root and raw-HTTP coordinates."""
+    platform.settings.storage_dir.joinpath("local", "default").mkdir(parents=True, exist_ok=True)
+    return Server(platform.settings.storage_dir, platform.api_url, platform.settings.token)

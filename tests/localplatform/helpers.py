@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 
 import apolo_sdk
+
+from airflow_neuro.localplatform.process import ProcessIds, start_time
 
 FINISHED = {
     apolo_sdk.JobStatus.SUCCEEDED,
@@ -34,6 +38,47 @@ async def read_log(client: apolo_sdk.Client, job_id: str, **kwargs: object) -> l
         async for chunk in stream:
             chunks.append(chunk)
     return chunks
+
+
+async def wait_for_output(
+    client: apolo_sdk.Client, job_id: str, expected: bytes, timeout: float = 20.0
+) -> None:
+    """Until the job's log holds ``expected``: how a job tells the test it has got so far,
+    as a file it writes under the host's /tmp is out of the test's sight."""
+    seen = b""
+    async with asyncio.timeout(timeout), client.jobs.monitor(job_id) as stream:
+        async for chunk in stream:
+            seen += chunk
+            if expected in seen:
+                return
+    raise AssertionError(f"{job_id} ended without printing {expected!r}: {seen!r}")
+
+
+def job_processes(jobs_dir: Path, job_id: str) -> ProcessIds:
+    """The job's processes as the host sees them (the pids a job prints are its namespace's),
+    from the platform's ``jobs_dir``."""
+    ids = ProcessIds.load(jobs_dir / job_id)
+    assert ids is not None, f"{job_id} has no process.json: it never started"
+    return ids
+
+
+def processes_in(pid_namespace: int) -> list[int]:
+    """The host pids of the live processes in a PID namespace, as /proc shows them now.
+
+    Zombies are not counted: the namespace's init may stay one for a moment once the job
+    has ended, until the machine's init reaps it (bwrap's monitor exits without waiting).
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            in_namespace = os.stat(f"/proc/{entry}/ns/pid").st_ino == pid_namespace
+        except OSError:
+            continue  # ended meanwhile
+        if in_namespace and start_time(int(entry)) is not None:
+            found.append(int(entry))
+    return found
 
 
 async def start(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from pathlib import Path
 
@@ -53,11 +54,14 @@ for target in sys.argv[1:]:
 
 
 @pytest.fixture
-def scripts(tmp_path: Path) -> tuple[str, str]:
-    server, probe = tmp_path / "server.py", tmp_path / "probe.py"
-    server.write_text(SERVER)
-    probe.write_text(PROBE)
-    return f"{sys.executable} {server}", f"{sys.executable} {probe}"
+def scripts() -> tuple[str, str]:
+    # Inline: a file in the test's tmp_path is under the host's /tmp, which jobs do not see.
+    return python_code(SERVER), python_code(PROBE)
+
+
+def python_code(code: str) -> str:
+    """A job command that runs ``code``; the job's arguments follow it."""
+    return f"{sys.executable} -c {shlex.quote(code)}"
 
 
 def token(platform: LocalPlatform) -> dict[str, str]:
@@ -137,7 +141,8 @@ async def test_named_url_reaches_the_newest_live_job_across_redeploys(
         got = await answer(http, url, token(platform))
         assert got == f"{platform.settings.jobs_dir / second.id / 'home'} / None"
         # The id's own URL still leads to that job alone.
-        async with http.get(f"{platform.base_url}/jobs-http/{first.id}/") as resp:
+        first_url = f"{platform.base_url}/jobs-http/{first.id}/"
+        async with http.get(first_url, headers=token(platform)) as resp:
             assert resp.status == 502
     await client.jobs.kill(second.id)
 

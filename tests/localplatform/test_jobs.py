@@ -14,9 +14,17 @@ import apolo_sdk
 import pytest
 
 from airflow_neuro.localplatform import LocalPlatform
+from airflow_neuro.localplatform.process import main_process
 
 from .conftest import login
-from .helpers import read_log, start, wait_for_status
+from .helpers import (
+    job_processes,
+    processes_in,
+    read_log,
+    start,
+    wait_for_output,
+    wait_for_status,
+)
 
 
 async def test_login_describes_one_local_cluster(client: apolo_sdk.Client) -> None:
@@ -198,34 +206,34 @@ async def test_list_json_form(platform: LocalPlatform, client: apolo_sdk.Client)
     assert [j["id"] for j in body["jobs"]] == [job.id]
 
 
-async def test_kill_cancels_and_ends_the_process(client: apolo_sdk.Client, tmp_path: Path) -> None:
-    pid_file = tmp_path / "pid"
-    job = await start(client, f"sh -c 'echo $$ > {pid_file}; exec sleep 60'")
-    await wait_for_status(client, job.id, {apolo_sdk.JobStatus.RUNNING})
-    while not pid_file.exists() or not pid_file.read_text().strip():
-        await asyncio.sleep(0.02)
-    pid = int(pid_file.read_text())
+async def test_kill_cancels_and_ends_the_process(
+    platform: LocalPlatform, client: apolo_sdk.Client
+) -> None:
+    job = await start(client, "sh -c 'echo started; exec sleep 60'")
+    await wait_for_output(client, job.id, b"started\n")
+    ids = job_processes(platform.settings.jobs_dir, job.id)
+    main = main_process(ids.init)
+    assert main in processes_in(ids.pid_namespace)  # the job's shell, now sleep
     await client.jobs.kill(job.id)
     cancelled = await client.jobs.status(job.id)
     assert cancelled.status == apolo_sdk.JobStatus.CANCELLED
     assert cancelled.history.reason == "UserRequested"
     await read_log(client, job.id)  # the log closes once the process has ended
     with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+        os.kill(main, 0)
+    assert processes_in(ids.pid_namespace) == []
     await client.jobs.kill(job.id)  # killing a finished job changes nothing
     assert (await client.jobs.status(job.id)).history.reason == "UserRequested"
 
 
-async def test_cancel_lets_the_job_end_gracefully(client: apolo_sdk.Client, tmp_path: Path) -> None:
+async def test_cancel_lets_the_job_end_gracefully(client: apolo_sdk.Client) -> None:
     # SIGTERM reaches the job's processes, not only a sandbox around them: its trap runs.
-    ready = tmp_path / "ready"
     job = await start(
-        client, f"sh -c 'trap \"echo stopping; exit 0\" TERM; touch {ready}; sleep 30 & wait'"
+        client, "sh -c 'trap \"echo stopping; exit 0\" TERM; echo ready; sleep 30 & wait'"
     )
-    while not ready.exists():
-        await asyncio.sleep(0.02)
+    await wait_for_output(client, job.id, b"ready\n")
     await client.jobs.kill(job.id)
-    assert b"".join(await read_log(client, job.id)) == b"stopping\n"
+    assert b"".join(await read_log(client, job.id)) == b"ready\nstopping\n"
     assert (await client.jobs.status(job.id)).history.reason == "UserRequested"
 
 

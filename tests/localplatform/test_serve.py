@@ -14,10 +14,18 @@ import apolo_sdk
 import pytest
 
 from airflow_neuro.localplatform import LocalPlatform
+from airflow_neuro.localplatform.process import main_process
 from airflow_neuro.localplatform.spawn import read_announcement
 
 from .conftest import login, platform_settings
-from .helpers import read_log, start, wait_for_status
+from .helpers import (
+    job_processes,
+    processes_in,
+    read_log,
+    start,
+    wait_for_output,
+    wait_for_status,
+)
 
 
 @asynccontextmanager
@@ -46,25 +54,29 @@ def command(kind: str, data_dir: Path) -> list[str]:
 
 @pytest.mark.parametrize("kind", ["module", "cli"])
 async def test_serve_command_runs_jobs_and_stops_cleanly(kind: str, tmp_path: Path) -> None:
-    pid_file = tmp_path / "pid"
-    async with served(*command(kind, tmp_path / "data")) as (process, api_url, token):
+    data_dir = tmp_path / "data"
+    # By default running jobs outlive a stop (test_restart.py): here the stop ends them.
+    ending_jobs = [*command(kind, data_dir), "--on-exit", "end-jobs"]
+    async with served(*ending_jobs) as (process, api_url, token):
         assert api_url.startswith("http://127.0.0.1:")
         client = await login(api_url, token, tmp_path / "cfg")
         try:
             done = await start(client, "echo served")
             assert b"".join(await read_log(client, done.id)) == b"served\n"
-            live = await start(client, f"sh -c 'echo $$ > {pid_file}; exec sleep 60'")
-            await wait_for_status(client, live.id, {apolo_sdk.JobStatus.RUNNING})
-            while not pid_file.exists() or not pid_file.read_text().strip():
-                await asyncio.sleep(0.02)
+            live = await start(client, "sh -c 'echo started; exec sleep 60'")
+            await wait_for_output(client, live.id, b"started\n")
+            ids = job_processes(data_dir / "jobs", live.id)
+            main = main_process(ids.init)
+            assert main in processes_in(ids.pid_namespace)
         finally:
             await client.close()
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
     with pytest.raises(ProcessLookupError):
-        os.kill(int(pid_file.read_text()), 0)
+        os.kill(main, 0)
+    assert processes_in(ids.pid_namespace) == []
     # The token is kept in the data dir: the same clients work after a restart.
-    async with served(*command(kind, tmp_path / "data")) as (_, _, token_again):
+    async with served(*command(kind, data_dir)) as (_, _, token_again):
         assert token_again == token
 
 

@@ -153,8 +153,20 @@ with DAG("scenario_platform_down", schedule=None, start_date=START, catchup=Fals
 with DAG("scenario_restart", schedule=None, start_date=START, catchup=False):
     NeuroRunOperator(
         task_id="long",
-        job_command="sh -c 'echo begin; sleep 6; echo end'",
+        # Long enough for a rerun's start-up (several seconds on a busy machine) to find it live.
+        job_command="sh -c 'echo begin; sleep 12; echo end'",
         job_image="ubuntu",
+        job_detach=False,
+        poll_interval=1,
+    )
+
+with DAG("scenario_platform_restart", schedule=None, start_date=START, catchup=False):
+    # Each start of the job leaves a line in storage: the test counts how often it ran.
+    NeuroRunOperator(
+        task_id="through_restart",
+        job_command="sh -c 'echo ran >> /data/runs; echo restart-begin; sleep 8; echo restart-end'",
+        job_image="ubuntu",
+        job_volumes=["storage:platform-restart:/data:rw"],
         job_detach=False,
         poll_interval=1,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pendulum
 from airflow.sdk import DAG
 
@@ -15,11 +13,13 @@ from airflow_neuro.operators.serving import (
 )
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
-SERVER = Path(__file__).resolve().parents[3] / "examples" / "dags" / "model_server.py"
-# Trains into the job's own directory, then serves: one job, no storage needed.
+# The example's server, which the tests put in storage (CODE): jobs see storage through
+# their volumes, not the repository. It trains into the job's own directory, then serves.
+CODE = "serving-scenarios"
+CODE_VOLUME = f"storage:{CODE}:/srv:ro"
 TRAIN_AND_SERVE = (
-    f"sh -c 'python3 {SERVER} train --out model.json"
-    f" && exec python3 {SERVER} serve --model model.json --port {{{{ params.port }}}}'"
+    "sh -c 'python3 /srv/model_server.py train --out model.json"
+    " && exec python3 /srv/model_server.py serve --model model.json --port {{ params.port }}'"
 )
 
 with DAG("serving_failures", schedule=None, start_date=START, catchup=False,
@@ -28,6 +28,7 @@ with DAG("serving_failures", schedule=None, start_date=START, catchup=False,
         task_id="deploy",
         job_name="teardown-model",
         job_command=TRAIN_AND_SERVE,
+        job_volumes=[CODE_VOLUME],
         job_image="python:3.11",
         job_http_port="{{ params.port }}",
         health_path="/health",
@@ -64,6 +65,7 @@ with DAG("serving_redeploy", schedule=None, start_date=START, catchup=False,
         task_id="deploy",
         job_name="redeploy-model",
         job_command=TRAIN_AND_SERVE,
+        job_volumes=[CODE_VOLUME],
         job_image="python:3.11",
         job_environ={"MODEL_VERSION": "{{ params.version }}"},
         job_http_port="{{ params.port }}",
