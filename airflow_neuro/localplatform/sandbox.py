@@ -193,28 +193,44 @@ def bwrap_options(bwrap: str, spec: SandboxSpec) -> list[str]:
     for directory in PRIVATE_TMP:
         if os.path.isdir(directory):
             args += ["--perms", "1777", "--tmpfs", directory]
+    way = _Way(fresh)
     for directory in spec.hidden:
-        args += ["--tmpfs", directory]
+        args += [*way.to(directory), "--tmpfs", directory]
     for path in spec.reachable:
         if _under(path, fresh) and os.path.exists(path):
-            args += ["--ro-bind", path, path]
-    # bwrap would make the directories on the way to the home as private as the host's
-    # are (the data dir's): the job's user must be able to walk through them.
-    for directory in map(str, reversed(PurePosixPath(spec.home).parents)):
-        if _under(directory, spec.hidden) and directory not in spec.hidden:
-            args += ["--perms", "0755", "--dir", directory]
-    args += ["--bind", spec.home, spec.home]
+            args += [*way.to(path), "--ro-bind", path, path]
+    args += [*way.to(spec.home), "--bind", spec.home, spec.home]
     # Bound before the volumes, so that a volume the job mounts at /etc/hosts wins.
     args += ["--ro-bind", spec.hosts, "/etc/hosts"]
     by_depth = sorted(zip(spec.mounts, targets, strict=True), key=lambda mt: mt[1].count("/"))
     for mount, target in by_depth:
         option = "--ro-bind" if mount.read_only else "--bind"
+        args += way.to(target)
         if mount.fd is None:
             args += [option, mount.source, target]
         else:
             args += [f"{option}-fd", str(mount.fd), target]
     args += ["--chdir", spec.chdir]
     return args
+
+
+class _Way:
+    """The directories on the way to a mount point inside the sandbox's own tmpfs, made
+    0755: bwrap would make each missing one 0700, which the job's user cannot enter."""
+
+    def __init__(self, fresh: tuple[str, ...]) -> None:
+        self._fresh = fresh
+        self._made: set[str] = set()
+
+    def to(self, path: str) -> list[str]:
+        args: list[str] = []
+        for directory in map(str, reversed(PurePosixPath(path).parents)):
+            if directory in self._made or directory in self._fresh:
+                continue
+            if _under(directory, self._fresh):
+                self._made.add(directory)
+                args += ["--perms", "0755", "--dir", directory]
+        return args
 
 
 def _open_the_way(

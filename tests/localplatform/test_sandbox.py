@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shlex
 import signal
@@ -16,7 +17,7 @@ import pytest
 from airflow_neuro.localplatform import LocalPlatform, sandbox
 from airflow_neuro.localplatform.process import main_process, start_time
 
-from .conftest import platform_settings
+from .conftest import login, platform_settings
 from .helpers import (
     job_processes,
     processes_in,
@@ -172,7 +173,6 @@ async def test_data_dir_db_and_logs_are_private_whatever_the_umask(
     data_dir.mkdir(mode=0o777)
     async with LocalPlatform(platform_settings(data_dir)) as platform:
         jobs = platform.settings.jobs_dir
-        from .conftest import login
 
         client = await login(platform.api_url, platform.settings.token, tmp_path / "sdk")
         try:
@@ -195,3 +195,26 @@ async def test_a_job_stopped_by_signal_reports_it(client: apolo_sdk.Client) -> N
     job = await start(client, "sh -c 'kill -TERM $$'")
     done = await wait_for_status(client, job.id)
     assert done.history.exit_code == 128 + signal.SIGTERM
+
+
+async def test_a_runtime_under_the_hosts_tmp_is_reachable(tmp_path: Path) -> None:
+    # /tmp is private in a job: a runtime there (a clone of the repository under /tmp, say)
+    # is bound back, and the directories on the way must be walkable by the job's user.
+    runtime = tmp_path / "deep" / "runtime"
+    (runtime / "bin").mkdir(parents=True)
+    tool = runtime / "bin" / "hello"
+    tool.write_text("#!/bin/sh\necho hello from the runtime\n")
+    tool.chmod(0o755)
+    settings = dataclasses.replace(
+        platform_settings(tmp_path / "platform"), runtimes={"tools:1": runtime}
+    )
+    async with LocalPlatform(settings) as platform:
+        client = await login(platform.api_url, settings.token, tmp_path / "sdk")
+        try:
+            job = await client.jobs.start(
+                image=client.parse.remote_image("tools:1"), preset_name="cpu-small", command="hello"
+            )
+            await wait_for_status(client, job.id)
+            assert b"".join(await read_log(client, job.id)) == b"hello from the runtime\n"
+        finally:
+            await client.close()
