@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from ..conftest import PlatformProcess, free_port, serving
+from ..conftest import REPO, PlatformProcess, free_port, serving
 
 DAGS = Path(__file__).parent / "dags"
 BIN = Path(sys.executable).parent
@@ -155,6 +155,10 @@ def deployment() -> Iterator[Deployment]:
     try:
         db_url = postgres.start()
         with serving(root / "platform") as platform:
+            # The served model's code, which its job reads through a storage volume.
+            code = root / "platform" / "storage" / "local" / "default" / "deployment-serving"
+            code.mkdir(parents=True)
+            shutil.copy(REPO / "examples" / "dags" / "model_server.py", code)
             home = root / "airflow"
             (home / "components").mkdir(parents=True)
             port = free_port()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pendulum
 from airflow.sdk import DAG
 
@@ -52,7 +50,8 @@ with DAG("deployment_kill", schedule=None, start_date=START, catchup=False):
         poll_interval=1,
     )
 
-SERVER = Path(__file__).resolve().parents[3] / "examples" / "dags" / "model_server.py"
+# The example's server, which the suite puts in storage: jobs see storage, not the repository.
+SERVER = "/srv/model_server.py"
 
 with DAG("deployment_serving", schedule=None, start_date=START, catchup=False,
          params={"port": 18095}):  # fmt: skip
@@ -64,6 +63,7 @@ with DAG("deployment_serving", schedule=None, start_date=START, catchup=False,
             " --model model.json --port {{ params.port }} --warmup 2'"
         ),
         job_image="python:3.11",
+        job_volumes=["storage:deployment-serving:/srv:ro"],
         job_http_port="{{ params.port }}",
         health_path="/health",
         deferrable=True,
