@@ -77,10 +77,6 @@ class JobService:
         self._user = user
         self._follower: asyncio.Task[None] | None = None
 
-    @property
-    def user(self) -> JobUser | None:
-        return self._user
-
     # -- start-up and shut-down ---------------------------------------------------------
     async def start(self) -> None:
         """Pick up the jobs a previous platform on this data dir left live: those still

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,9 +127,9 @@ class JobProcess:
 
     async def _wait_monitor(self) -> None:
         if self._child is not None:
-            await _exited(self._child.pid, self._child.poll)
+            await _exited(self._child.pid, reap=self._child.poll)
         elif self.ids.is_current(self.ids.monitor, self.ids.monitor_start):
-            await _exited(self.ids.monitor, lambda: None)
+            await _exited(self.ids.monitor)
 
     def leftovers_alive(self) -> bool:
         return self.ids.is_current(self.ids.init, self.ids.init_start)
@@ -140,13 +141,14 @@ class JobProcess:
         return cls(ids, directory, None) if ids is not None else None
 
 
-async def _exited(pid: int, reap: object) -> None:
+async def _exited(pid: int, reap: Callable[[], object] | None = None) -> None:
     """Wait until ``pid`` has ended, through a pidfd: it works for processes that are not
-    this one's children, as a restarted platform's jobs are not."""
+    this one's children, as a restarted platform's jobs are not. ``reap`` collects the
+    exit status of a child."""
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
-        if callable(reap):
+        if reap is not None:
             reap()
         return
     loop = asyncio.get_running_loop()
@@ -162,7 +164,7 @@ async def _exited(pid: int, reap: object) -> None:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
-    if callable(reap):
+    if reap is not None:
         reap()
 
 

@@ -81,6 +81,15 @@ def processes_in(pid_namespace: int) -> list[int]:
     return found
 
 
+async def emptied(pid_namespace: int, timeout: float = 5.0) -> list[int]:
+    """The namespace's live processes once none is left, or when ``timeout`` has passed: a
+    SIGKILLed init takes a moment to take the rest of the namespace down with it."""
+    deadline = time.monotonic() + timeout
+    while (left := processes_in(pid_namespace)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return left
+
+
 async def start(
     client: apolo_sdk.Client, command: str, **kwargs: object
 ) -> apolo_sdk.JobDescription:

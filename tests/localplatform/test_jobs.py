@@ -18,6 +18,7 @@ from airflow_neuro.localplatform.process import main_process
 
 from .conftest import login
 from .helpers import (
+    emptied,
     job_processes,
     processes_in,
     read_log,
@@ -221,7 +222,7 @@ async def test_kill_cancels_and_ends_the_process(
     await read_log(client, job.id)  # the log closes once the process has ended
     with pytest.raises(ProcessLookupError):
         os.kill(main, 0)
-    assert processes_in(ids.pid_namespace) == []
+    assert await emptied(ids.pid_namespace) == []
     await client.jobs.kill(job.id)  # killing a finished job changes nothing
     assert (await client.jobs.status(job.id)).history.reason == "UserRequested"
 

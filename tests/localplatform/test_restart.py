@@ -17,7 +17,7 @@ from airflow_neuro.localplatform import LocalPlatform, sandbox
 from airflow_neuro.localplatform.process import ProcessIds, start_time
 
 from .conftest import login, platform_settings
-from .helpers import read_log, start, wait_for_status
+from .helpers import emptied, read_log, start, wait_for_status
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap_binary() is None, reason="bubblewrap missing")
 
@@ -88,7 +88,7 @@ async def test_a_running_job_is_followed_and_cancelled_by_the_next_platform(
             assert done.status == apolo_sdk.JobStatus.CANCELLED
         finally:
             await client.close()
-    assert start_time(ids.init) is None  # nothing of it is left
+    assert await emptied(ids.pid_namespace) == []  # nothing of it is left
 
 
 async def test_a_job_whose_processes_vanished_without_an_exit_code_is_failed(

@@ -19,6 +19,7 @@ from airflow_neuro.localplatform.spawn import read_announcement
 
 from .conftest import login, platform_settings
 from .helpers import (
+    emptied,
     job_processes,
     processes_in,
     read_log,
@@ -74,7 +75,7 @@ async def test_serve_command_runs_jobs_and_stops_cleanly(kind: str, tmp_path: Pa
         assert await asyncio.wait_for(process.wait(), 15) == 0
     with pytest.raises(ProcessLookupError):
         os.kill(main, 0)
-    assert processes_in(ids.pid_namespace) == []
+    assert await emptied(ids.pid_namespace) == []
     # The token is kept in the data dir: the same clients work after a restart.
     async with served(*command(kind, data_dir)) as (_, _, token_again):
         assert token_again == token
