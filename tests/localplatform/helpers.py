@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
 import apolo_sdk
 
+from airflow_neuro.localplatform.ports import namespace_members
 from airflow_neuro.localplatform.process import ProcessIds, start_time
 
 FINISHED = {
@@ -68,17 +68,7 @@ def processes_in(pid_namespace: int) -> list[int]:
     Zombies are not counted: the namespace's init may stay one for a moment once the job
     has ended, until the machine's init reaps it (bwrap's monitor exits without waiting).
     """
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            in_namespace = os.stat(f"/proc/{entry}/ns/pid").st_ino == pid_namespace
-        except OSError:
-            continue  # ended meanwhile
-        if in_namespace and start_time(int(entry)) is not None:
-            found.append(int(entry))
-    return found
+    return [pid for pid in namespace_members(pid_namespace) if start_time(pid) is not None]
 
 
 async def emptied(pid_namespace: int, timeout: float = 5.0) -> list[int]:
