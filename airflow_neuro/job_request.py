@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
+from urllib.parse import unquote
 
 import apolo_sdk
 
+from airflow_neuro.arguments import check_flags, check_number
 from airflow_neuro.exceptions import JobArgumentError
 
 NAME_RE = re.compile(r"^[a-z](?:-?[a-z0-9])*$")
@@ -23,6 +24,17 @@ MAX_TAGS = 16
 MAX_TAG_LENGTH = 256
 VOLUME_MODES = ("ro", "rw")
 RESTART_POLICIES = ("never", "on-failure", "always")
+# The platform's limits, so that a job it would refuse is refused before it is sent.
+MAX_DESCRIPTION_LENGTH = 16_384
+# Linux's limit on one argument or environment string: a longer one cannot be exec'd.
+MAX_ARGUMENT_LENGTH = 131_072
+MAX_ENV_VARS = 1024
+MAX_ENV_NAME_LENGTH = 1024
+MAX_VOLUMES = 128
+MIN_LIFESPAN = 60.0  # the platform counts whole minutes
+MAX_LIFESPAN = 100 * 365 * 24 * 3600.0
+MIN_SCHEDULE_TIMEOUT = 1.0
+MAX_SCHEDULE_TIMEOUT = 30 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -64,62 +76,57 @@ class JobRequest:
 
     # -- checks that need no platform -----------------------------------------------------
     def check(self, identity_tags: Sequence[str] = ()) -> None:
-        _text("job_command", self.job_command, required=self.job_command is not None)
+        _text("job_command", self.job_command, required=self.job_command is not None,
+              max_length=MAX_ARGUMENT_LENGTH, process=True)  # fmt: skip
         _text("job_image", self.job_image, required=True)
-        _text("job_entrypoint", self.job_entrypoint)
-        _text("job_description", self.job_description)
-        _text("job_working_dir", self.job_working_dir)
+        _text("job_entrypoint", self.job_entrypoint, max_length=MAX_ARGUMENT_LENGTH, process=True)
+        _text("job_description", self.job_description, max_length=MAX_DESCRIPTION_LENGTH)
+        _text("job_working_dir", self.job_working_dir, process=True)
         if self.job_working_dir is not None and not self.job_working_dir.startswith("/"):
             raise JobArgumentError(
                 "job_working_dir", f"must be an absolute path, got {self.job_working_dir!r}"
             )
-        timeout = self.job_schedule_timeout
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 < timeout < math.inf
-        ):
-            raise JobArgumentError(
-                "job_schedule_timeout", f"must be a positive number of seconds, got {timeout!r}"
-            )
+        self.check_fixed()
+        if self.job_name is not None:
+            check_name(self.job_name)
+        _text("job_resources_preset", self.job_resources_preset)
+        check_tags("job_tags", self.job_tags, reserved=len(identity_tags))
+        self.http_port()
+        self.environ()
+        check_volumes("job_volumes", self.job_volumes)
+
+    def check_fixed(self) -> None:
+        """The checks of arguments that are not templated: an operator runs them when it
+        is made, so that such a mistake fails the DAG file, not a run."""
+        check_flags([
+            ("job_extshm", self.job_extshm),
+            ("job_http_auth", self.job_http_auth),
+            ("job_tty", self.job_tty),
+            ("job_pass_config", self.job_pass_config),
+        ])  # fmt: skip
+        if self.job_lifespan is not None:
+            check_number("job_lifespan", self.job_lifespan, minimum=MIN_LIFESPAN,
+                         maximum=MAX_LIFESPAN, inclusive=True)  # fmt: skip
+        if self.job_schedule_timeout is not None:
+            check_number("job_schedule_timeout", self.job_schedule_timeout,
+                         minimum=MIN_SCHEDULE_TIMEOUT, maximum=MAX_SCHEDULE_TIMEOUT,
+                         inclusive=True, below_maximum=True)  # fmt: skip
         if self.job_restart_policy not in RESTART_POLICIES:
             raise JobArgumentError(
                 "job_restart_policy",
                 f"must be one of {', '.join(RESTART_POLICIES)}, got {self.job_restart_policy!r}",
             )
-        if not isinstance(self.job_pass_config, bool):
-            raise JobArgumentError(
-                "job_pass_config", f"must be True or False, got {self.job_pass_config!r}"
-            )
-        if self.job_name is not None:
-            check_name(self.job_name)
         if self.job_resources_preset is not None and self.job_resources is not None:
             raise JobArgumentError(
                 "job_resources_preset",
                 "give a preset or job_resources, not both (neither: the cluster's default preset)",
             )
-        _text("job_resources_preset", self.job_resources_preset)
         if self.job_resources is not None and not isinstance(
             self.job_resources, apolo_sdk.Resources
         ):
-            raise JobArgumentError("job_resources", "must be an apolo_sdk.Resources")
-        check_tags("job_tags", self.job_tags, reserved=len(identity_tags))
-        lifespan = self.job_lifespan
-        if lifespan is not None and (not isinstance(lifespan, (int, float)) or lifespan < 60):
             raise JobArgumentError(
-                "job_lifespan",
-                "must be a number of seconds, at least 60 (the platform counts whole minutes)",
+                "job_resources", f"must be an apolo_sdk.Resources, got {self.job_resources!r}"
             )
-        self.http_port()
-        self.environ()
-        for index, volume in enumerate(self.job_volumes):
-            if isinstance(volume, str):
-                _check_volume_string(f"job_volumes[{index}]", volume)
-            elif not isinstance(volume, apolo_sdk.Volume):
-                raise JobArgumentError(
-                    f"job_volumes[{index}]",
-                    "must be a 'storage:path:/mount[:ro|rw]' string or a Volume",
-                )
 
     def http_port(self) -> int | None:
         port = self.job_http_port
@@ -136,17 +143,7 @@ class JobRequest:
         return number
 
     def environ(self) -> dict[str, str]:
-        if not isinstance(self.job_environ, Mapping):
-            raise JobArgumentError("job_environ", "must be a mapping of names to strings")
-        for key, value in self.job_environ.items():
-            if not isinstance(key, str) or not key:
-                raise JobArgumentError("job_environ", f"variable names must be strings: {key!r}")
-            if not isinstance(value, str):
-                raise JobArgumentError(
-                    f"job_environ[{key!r}]",
-                    f"values must be strings, got {type(value).__name__} (quote it or use str())",
-                )
-        return dict(self.job_environ)
+        return check_environ("job_environ", self.job_environ)
 
     # -- checks against the cluster, then the request ------------------------------------
     def resolve(self, client: apolo_sdk.Client, identity_tags: Sequence[str] = ()) -> PreparedJob:
@@ -278,11 +275,78 @@ def check_tags(argument: str, tags: Sequence[str], reserved: int = 0) -> None:
         )
 
 
-def _text(argument: str, value: object, *, required: bool = False) -> None:
+def check_environ(argument: str, environ: Any) -> dict[str, str]:
+    if not isinstance(environ, Mapping):
+        hint = " (dict(pairs) makes one from pairs)" if _is_sequence(environ) else ""
+        raise JobArgumentError(
+            argument,
+            f"must be a mapping of names to strings{hint}, got {type(environ).__name__}",
+        )
+    if len(environ) > MAX_ENV_VARS:
+        raise JobArgumentError(argument, f"at most {MAX_ENV_VARS} variables")
+    for key, value in environ.items():
+        if (
+            not isinstance(key, str)
+            or not 0 < len(key) <= MAX_ENV_NAME_LENGTH
+            or "=" in key
+            or "\0" in key
+        ):
+            raise JobArgumentError(
+                argument,
+                f"{key!r} is not a variable name (1 to {MAX_ENV_NAME_LENGTH} characters,"
+                " no '=' or NUL)",
+            )
+        if not isinstance(value, str):
+            raise JobArgumentError(
+                f"{argument}[{key!r}]",
+                f"values must be strings, got {type(value).__name__} (quote it or use str())",
+            )
+        _text(f"{argument}[{key!r}]", value, max_length=MAX_ARGUMENT_LENGTH, process=True)
+    return dict(environ)
+
+
+def check_volumes(argument: str, volumes: Any) -> None:
+    if isinstance(volumes, str) or not _is_sequence(volumes):
+        hint = f" (put it in a list: [{volumes!r}])" if isinstance(volumes, str) else ""
+        raise JobArgumentError(
+            argument,
+            f"must be a list of 'storage:PATH:/MOUNT[:ro|rw]' strings or Volumes, got"
+            f" {type(volumes).__name__}{hint}",
+        )
+    if len(volumes) > MAX_VOLUMES:
+        raise JobArgumentError(argument, f"at most {MAX_VOLUMES} volumes")
+    for index, volume in enumerate(volumes):
+        if isinstance(volume, str):
+            _check_volume_string(f"{argument}[{index}]", volume)
+        elif not isinstance(volume, apolo_sdk.Volume):
+            raise JobArgumentError(
+                f"{argument}[{index}]",
+                f"must be a 'storage:PATH:/MOUNT[:ro|rw]' string or a Volume, got {volume!r}",
+            )
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def _text(
+    argument: str,
+    value: object,
+    *,
+    required: bool = False,
+    max_length: int | None = None,
+    process: bool = False,
+) -> None:
+    """``process``: the text reaches the job's process (argv, environment, a path), where
+    a NUL character cannot go."""
     if value is None and not required:
         return
     if not isinstance(value, str) or (required and not value.strip()):
         raise JobArgumentError(argument, f"must be a non-empty string, got {value!r}")
+    if max_length is not None and len(value) > max_length:
+        raise JobArgumentError(argument, f"must be at most {max_length} characters")
+    if process and "\0" in value:
+        raise JobArgumentError(argument, "must not contain NUL characters")
 
 
 def _check_volume_string(argument: str, volume: str) -> None:
@@ -291,3 +355,14 @@ def _check_volume_string(argument: str, volume: str) -> None:
         raise JobArgumentError(argument, f"{volume!r}: the mode must be 'ro' or 'rw'")
     if len(parts) not in (3, 4) or parts[0] != "storage" or not parts[2].startswith("/"):
         raise JobArgumentError(argument, f"{volume!r} is not 'storage:PATH:/MOUNT/PATH[:ro|rw]'")
+    path = parts[1]
+    if not path.strip("/"):
+        raise JobArgumentError(
+            argument,
+            f"{volume!r}: the storage path is empty; name a folder (storage:data:/data), or"
+            " storage:.:/mnt for the whole project",
+        )
+    # The SDK folds '..' away before sending, so 'storage:../..' would quietly become a
+    # folder above the project, up to the cluster's root: refuse it while it can be seen.
+    if ".." in unquote(path).split("/"):
+        raise JobArgumentError(argument, f"{volume!r}: '..' is not allowed in storage paths")

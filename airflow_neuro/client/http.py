@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from yarl import URL
 
+from airflow_neuro.arguments import check_number
 from airflow_neuro.exceptions import JobArgumentError
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -66,9 +67,7 @@ def check_statuses(argument: str, statuses: Any) -> frozenset[int]:
 
 
 def check_seconds(argument: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise JobArgumentError(argument, f"must be a positive number of seconds, got {value!r}")
-    return float(value)
+    return check_number(argument, value)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from airflow_neuro.compat import conf
 from airflow_neuro.exceptions import JobArgumentError
 from airflow_neuro.flow.loader import FlowFileError, FlowJob, LiveFlow
 from airflow_neuro.hooks.neuro import NeuroHook
-from airflow_neuro.job_request import JobRequest
+from airflow_neuro.job_request import JobRequest, check_environ, check_tags
 from airflow_neuro.operators.neuro import NeuroRunOperator
 
 if TYPE_CHECKING:
@@ -133,8 +133,9 @@ class NeuroFlowJobOperator(NeuroRunOperator):
         for name in self._explicit & REQUEST_FIELDS:
             value = getattr(self, name)
             if name == "job_environ":
-                value = {**request.job_environ, **value}
+                value = {**request.job_environ, **check_environ(name, value)}
             elif name == "job_tags":
+                check_tags(name, value)
                 value = sorted({*request.job_tags, *value})
             given[name] = value
         return dataclasses.replace(request, **given)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import apolo_sdk
 from airflow.sdk import BaseOperator
 
+from airflow_neuro.arguments import check_flags, check_number
 from airflow_neuro.client import (
     FINISHED,
     LIVE,
@@ -154,16 +155,18 @@ class NeuroRunOperator(BaseOperator):
         super().__init__(**kwargs)
         self.job_command = job_command
         self.job_image = job_image
-        self.job_volumes = list(job_volumes)
+        # Kept as given: a string here is a mistake to report (after templating, which may
+        # still turn it into a list), never a list of its characters.
+        self.job_volumes = job_volumes
         self.job_name = job_name
         self.job_resources_preset = job_resources_preset
         self.job_resources = job_resources
         self.job_is_preemptible = job_is_preemptible
         self.job_extshm = job_extshm
-        self.job_tags = list(job_tags)
+        self.job_tags = job_tags
         self.job_description = job_description
         self.job_lifespan = job_lifespan
-        self.job_environ = dict(job_environ or {})
+        self.job_environ = {} if job_environ is None else job_environ
         self.job_entrypoint = job_entrypoint
         self.job_http_port = job_http_port
         self.job_http_auth = job_http_auth
@@ -198,10 +201,21 @@ class NeuroRunOperator(BaseOperator):
         self._ours = False
         self._fallbacks = 0  # times it ran its own job after a job it waited on failed
         self._conn_params: NeuroConnectionParams | None = None
-        if job_resources_preset is not None and job_resources is not None:
-            raise JobArgumentError(
-                "job_resources_preset", "give a preset or job_resources, not both"
-            )
+        # What is not templated is final here: a mistake in it fails the DAG file at once.
+        check_flags([
+            ("job_is_preemptible", job_is_preemptible),
+            ("job_detach", job_detach),
+            ("raise_on_errno", raise_on_errno),
+            ("deferrable", deferrable),
+            ("reattach_on_restart", reattach_on_restart),
+            ("reuse_finished_job", reuse_finished_job),
+            ("cancel_on_kill", cancel_on_kill),
+            ("cache", cache),
+        ])  # fmt: skip
+        check_number("poll_interval", poll_interval)
+        check_number("retry_budget", retry_budget, inclusive=True)
+        # This class's own request: a subclass's may read files or the platform first.
+        NeuroRunOperator.job_request(self).check_fixed()
 
     def job_request(self) -> JobRequest:
         return JobRequest(

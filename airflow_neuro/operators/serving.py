@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import apolo_sdk
 from airflow.sdk import BaseOperator
 
+from airflow_neuro.arguments import check_flag, check_number
 from airflow_neuro.client import FINISHED, LIVE, TaskIdentity
 from airflow_neuro.client.http import check_method, check_seconds, check_statuses
 from airflow_neuro.client.identity import spec_tag
@@ -261,6 +262,8 @@ class NeuroModelRequestOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_flag("auth", auth)
+        check_number("retry_budget", retry_budget, inclusive=True)
         if json is not None and data is not None:
             raise JobArgumentError("json", "give json or data, not both")
         if response_check is not None and not callable(response_check):
@@ -360,6 +363,8 @@ class NeuroUndeployOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_flag("missing_ok", missing_ok)
+        check_number("retry_budget", retry_budget, inclusive=True)
         if (job_name is None) == (job_id is None):
             raise JobArgumentError("job_name", "give a job_name or a job_id (one of them)")
         self.job_name = job_name

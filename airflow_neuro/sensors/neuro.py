@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import apolo_sdk
 from airflow.sdk import BaseSensorOperator
 
+from airflow_neuro.arguments import check_flags, check_number
 from airflow_neuro.client import JobSummary
 from airflow_neuro.compat import AirflowSensorTimeout, conf
 from airflow_neuro.exceptions import JobArgumentError, NeuroJobError
@@ -71,6 +72,8 @@ class NeuroJobStatusSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_flags([("deferrable", deferrable), ("cancel_on_timeout", cancel_on_timeout)])
+        check_number("retry_budget", retry_budget, inclusive=True)
         self.job_id = job_id
         self.job_statuses = parse_statuses(job_statuses)
         self.neuro_conn_id = neuro_conn_id

@@ -48,10 +48,19 @@ def test_bad_input_fails_before_any_job(dags_test: Any, platform_process: Platfo
         "bad_name": "job_name: 'Not_A_Name' is not allowed",
         "unknown_preset": "job_resources_preset: unknown preset 'gpu-galaxy'; the cluster has"
         " cpu-large, cpu-medium, cpu-small",
+        "tags_as_string": "job_tags: must be a list of strings",
+        "volumes_as_string": "job_volumes: must be a list of 'storage:PATH:/MOUNT[:ro|rw]'"
+        " strings or Volumes, got str (put it in a list: ['storage:data:/data'])",
+        "volume_above_project": "job_volumes[0]: 'storage:../../..:/mnt': '..' is not allowed",
+        "volume_empty_path": "job_volumes[0]: 'storage::/x': the storage path is empty",
+        "env_as_pairs": "job_environ: must be a mapping of names to strings (dict(pairs) makes"
+        " one from pairs), got list",
     }
     for task_id, message in expected.items():
         assert message in "\n".join(result.task_log_lines(task_id)), task_id
         assert jobs_of(platform_process, result.dag_id, result.run_id, task_id) == []
+    assert set(result.states) == set(expected)
+    assert platform_process.jobs(f"airflow-run:{result.run_id}") == []
 
 
 def test_attached_log_env_tags_and_links(dags_test: Any, platform_process: PlatformProcess) -> None:

@@ -50,6 +50,11 @@ with DAG("scenario_bad_input", schedule=None, start_date=START, catchup=False):
         "bad_tag": {"job_tags": ["has space"]},
         "bad_name": {"job_name": "Not_A_Name"},
         "unknown_preset": {"job_resources_preset": "gpu-galaxy"},
+        "tags_as_string": {"job_tags": "abc"},
+        "volumes_as_string": {"job_volumes": "storage:data:/data"},
+        "volume_above_project": {"job_volumes": ["storage:../../..:/mnt"]},
+        "volume_empty_path": {"job_volumes": ["storage::/x"]},
+        "env_as_pairs": {"job_environ": [("A", "1")]},
     }
     for task_id, kwargs in bad.items():
         NeuroRunOperator(

@@ -50,7 +50,8 @@ def test_dots_inside_names_and_queries_are_fine() -> None:
         ({"json": {"a": object()}}, "json: cannot be sent as JSON"),
         ({"data": 3}, "data: must be str, bytes or a mapping, got int"),
         ({"headers": {"X-N": 1}}, "headers: must be a mapping of strings to strings"),
-        ({"timeout": 0}, "timeout: must be a positive number of seconds, got 0"),
+        ({"timeout": 0}, "timeout: must be more than 0 seconds, got 0"),
+        ({"timeout": float("nan")}, "timeout: must be a finite number of seconds, got nan"),
     ],
 )
 def test_a_bad_request_names_the_argument(kwargs: dict[str, object], message: str) -> None:

@@ -86,3 +86,46 @@ def test_cache_arguments_are_checked_at_parse_time(kwargs: dict[str, Any], messa
 def test_the_cache_ttl_takes_seconds_or_a_timedelta() -> None:
     assert operator(cache_ttl=60).cache_ttl == timedelta(minutes=1)
     assert operator().cache_ttl == timedelta(days=14)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"job_lifespan": float("nan")}, "job_lifespan: must be a finite number of seconds"),
+        ({"job_lifespan": float("inf")}, "job_lifespan: must be a finite number of seconds"),
+        ({"job_lifespan": True}, "job_lifespan: must be a finite number of seconds, got True"),
+        ({"job_schedule_timeout": -1}, "job_schedule_timeout: must be at least 1"),
+        ({"job_restart_policy": "often"}, "job_restart_policy: must be one of never"),
+        ({"poll_interval": 0}, "poll_interval: must be more than 0 seconds"),
+        ({"poll_interval": True}, "poll_interval: must be a finite number of seconds"),
+        ({"retry_budget": float("inf")}, "retry_budget: must be a finite number of seconds"),
+        ({"retry_budget": -5}, "retry_budget: must be at least 0 seconds"),
+        ({"job_detach": "false"}, "job_detach: must be True or False, got 'false'"),
+        ({"deferrable": 1}, "deferrable: must be True or False, got 1"),
+        ({"cancel_on_kill": None}, "cancel_on_kill: must be True or False"),
+        ({"raise_on_errno": "no"}, "raise_on_errno: must be True or False"),
+        ({"job_http_auth": "off"}, "job_http_auth: must be True or False"),
+        ({"job_is_preemptible": 0}, "job_is_preemptible: must be True or False"),
+    ],
+)
+def test_arguments_that_are_not_templated_fail_the_dag_file(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(JobArgumentError) as raised:
+        operator(**kwargs)
+    assert str(raised.value).startswith(message)
+
+
+def test_templated_arguments_are_kept_as_given_until_they_are_rendered() -> None:
+    # A string is never taken apart into characters, nor pairs into a mapping: after
+    # templating, the check names the argument.
+    pairs: Any = [("A", "1")]
+    made = operator(job_tags="abc", job_volumes="storage:d:/d", job_environ=pairs)
+    assert made.job_tags == "abc"
+    assert made.job_volumes == "storage:d:/d"
+    assert made.job_environ is pairs
+    for argument in ("job_tags", "job_volumes", "job_environ"):
+        one_bad = operator(**{argument: getattr(made, argument)})
+        with pytest.raises(JobArgumentError) as raised:
+            one_bad.job_request().check()
+        assert raised.value.argument == argument
