@@ -26,6 +26,18 @@ class PlatformUnavailable(ConnectionError):
     """The platform kept failing for longer than the retry budget."""
 
 
+class PlatformUnreachable(PlatformUnavailable, NeuroConnectionError):
+    """A login that the platform did not answer within the retry budget.
+
+    Both an outage and a connection problem: ``except PlatformUnavailable`` and ``except
+    NeuroConnectionError`` each see it, and the message names the connection and the cause.
+    """
+
+
+class UnsafeCredentialsDir(PermissionError):
+    """The directory where logins keep their tokens is not this user's own."""
+
+
 class NeuroJobError(AirflowException):
     """A platform job ended in a way that fails the task, or could not be waited on.
 

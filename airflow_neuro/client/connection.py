@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import tempfile
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,8 +11,15 @@ from typing import TYPE_CHECKING
 import apolo_sdk
 from yarl import URL
 
+from airflow_neuro.client.login_errors import (
+    check_api_url,
+    choice_refused,
+    login_failure,
+    login_outage,
+    no_answer_within,
+)
 from airflow_neuro.client.retry import retrying, status_tracer
-from airflow_neuro.exceptions import NeuroConnectionError
+from airflow_neuro.exceptions import NeuroConnectionError, PlatformUnavailable
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -30,11 +38,13 @@ class NeuroConnectionParams:
     project: str | None = None
     # Where a person sees a job: {job_id}, {cluster}, {org} and {project} are filled in.
     job_url_template: str | None = None
+    # The Airflow connection these came from, named in every error about them.
+    conn_id: str | None = None
 
     def __repr__(self) -> str:  # never show the token, even in a traceback
         return (
-            f"NeuroConnectionParams(api_url={self.api_url!r}, cluster={self.cluster!r},"
-            f" org={self.org!r}, project={self.project!r})"
+            f"NeuroConnectionParams(conn_id={self.conn_id!r}, api_url={self.api_url!r},"
+            f" cluster={self.cluster!r}, org={self.org!r}, project={self.project!r})"
         )
 
     @classmethod
@@ -52,14 +62,21 @@ class NeuroConnectionParams:
                 f"connection {conn.conn_id!r} has no token: set its password or the"
                 ' "token" key of its extra'
             )
-        api_url = field("api_url") or _url_from_host(conn) or DEFAULT_API_URL
+        api_url = field("api_url")
+        if api_url is not None:
+            check_api_url(api_url, conn.conn_id, "api_url")
+        else:
+            api_url = _url_from_host(conn)
+            if api_url is not None:
+                check_api_url(api_url, conn.conn_id, "host")
         return cls(
             token=token,
-            api_url=api_url,
+            api_url=api_url or DEFAULT_API_URL,
             cluster=field("cluster"),
             org=field("org") or field("org_name"),
             project=field("project") or field("project_name"),
             job_url_template=field("job_url_template"),
+            conn_id=conn.conn_id,
         )
 
 
@@ -73,34 +90,73 @@ def _url_from_host(conn: Connection) -> str | None:
     return f"{scheme}://{conn.host}{port}/api/v1"
 
 
-def private_config_dir() -> Path:
-    """A fresh directory only this user can read, as the SDK requires for its config."""
-    return Path(tempfile.mkdtemp(prefix="airflow-neuro-"))
-
-
 async def login(
-    params: NeuroConnectionParams, config_dir: Path, retry_budget: float
+    params: NeuroConnectionParams,
+    config_dir: Path,
+    retry_budget: float,
+    deadline: float | None = None,
 ) -> apolo_sdk.Client:
     """Log in with a token into ``config_dir`` and choose the cluster, org and project.
 
-    Logging in is one GET of the platform's config, so it is retried on transient faults.
+    Logging in is one GET of the platform's config, so it is retried on transient faults
+    within ``retry_budget``; ``deadline`` (seconds) bounds the whole login, even against a
+    server that takes the connection and never answers. Whatever fails, the error is a
+    ``NeuroConnectionError`` that names the connection, its API URL and the cause
+    (``PlatformUnreachable``, also a ``PlatformUnavailable``, when the budget ran out).
     """
+    check_api_url(params.api_url, params.conn_id, "api_url")
+    failures: list[Exception] = []
+    timer = asyncio.timeout(deadline)
+    try:
+        async with timer:
+            return await _logged_in(params, config_dir, retry_budget, failures)
+    except NeuroConnectionError:
+        raise
+    except PlatformUnavailable as e:
+        raise login_outage(params, e) from e
+    except Exception as e:
+        if deadline is not None and timer.expired():
+            last = failures[-1] if failures else None
+            raise no_answer_within(params, deadline, last) from last
+        raise login_failure(params, e) from e
+
+
+async def _logged_in(
+    params: NeuroConnectionParams, config_dir: Path, retry_budget: float, failures: list[Exception]
+) -> apolo_sdk.Client:
     factory = apolo_sdk.Factory(path=config_dir, trace_configs=[status_tracer()])
 
     async def fresh_login() -> None:
         (config_dir / "db").unlink(missing_ok=True)
-        await factory.login_with_token(params.token, url=URL(params.api_url))
+        try:
+            await factory.login_with_token(params.token, url=URL(params.api_url))
+        except Exception as e:  # kept, to say what went wrong if the deadline ends the retries
+            failures.append(e)
+            raise
 
     await retrying(fresh_login, what="login", budget=retry_budget)
     client = await factory.get()
     try:
-        if params.cluster and params.cluster != client.config.cluster_name:
-            await client.config.switch_cluster(params.cluster)
-        if params.org and params.org != client.config.org_name:
-            await client.config.switch_org(params.org)
-        if params.project and params.project != client.config.project_name:
-            await client.config.switch_project(params.project)
+        await _choose(client.config, params)
     except BaseException:
         await client.close()
         raise
     return client
+
+
+async def _choose(config: apolo_sdk.Config, params: NeuroConnectionParams) -> None:
+    """Switch to the cluster, then the org, then the project the connection names."""
+    choices: list[
+        tuple[str, str | None, Callable[[], str | None], Callable[[str], Awaitable[None]]]
+    ]
+    choices = [
+        ("cluster", params.cluster, lambda: config.cluster_name, config.switch_cluster),
+        ("org", params.org, lambda: config.org_name, config.switch_org),
+        ("project", params.project, lambda: config.project_name, config.switch_project),
+    ]
+    for field, wanted, current, switch in choices:
+        if wanted and wanted != current():
+            try:
+                await switch(wanted)
+            except RuntimeError as e:  # how the SDK says the token has no such choice
+                raise choice_refused(params, field, wanted, e) from e

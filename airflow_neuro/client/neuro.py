@@ -22,7 +22,8 @@ import aiohttp
 import apolo_sdk
 from yarl import URL
 
-from airflow_neuro.client.connection import NeuroConnectionParams, login, private_config_dir
+from airflow_neuro.client.config_dirs import private_config_dir
+from airflow_neuro.client.connection import NeuroConnectionParams, login
 from airflow_neuro.client.identity import TaskIdentity
 from airflow_neuro.client.retry import Outage, is_transient, retrying
 from airflow_neuro.exceptions import JobArgumentError
@@ -57,11 +58,16 @@ class NeuroClient:
 
     @classmethod
     async def connect(
-        cls, params: NeuroConnectionParams, retry_budget: float = 300.0
+        cls,
+        params: NeuroConnectionParams,
+        retry_budget: float = 300.0,
+        deadline: float | None = None,
     ) -> NeuroClient:
+        """Log in (within ``deadline`` seconds, if given); a failed login raises
+        ``NeuroConnectionError`` naming the connection and the cause."""
         config_dir = private_config_dir()
         try:
-            sdk = await login(params, config_dir, retry_budget)
+            sdk = await login(params, config_dir, retry_budget, deadline)
         except BaseException:
             shutil.rmtree(config_dir, ignore_errors=True)
             raise

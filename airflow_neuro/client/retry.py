@@ -42,7 +42,16 @@ def status_tracer() -> aiohttp.TraceConfig:
     return tracer
 
 
+def last_status() -> int | None:
+    """The status of the last answer this task received, if the last request got one."""
+    return _last_status.get()
+
+
 def is_transient(error: BaseException) -> bool:
+    if isinstance(error, aiohttp.ClientSSLError):
+        # A certificate that is not trusted, or TLS spoken to a plain-HTTP port: asking
+        # again gets the same answer.
+        return False
     if isinstance(error, (apolo_sdk.BadGateway, apolo_sdk.ServerNotAvailable)):
         return True
     if isinstance(

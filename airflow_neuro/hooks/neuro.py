@@ -24,9 +24,14 @@ from airflow_neuro.client import NeuroClient, NeuroConnectionParams, TaskIdentit
 from airflow_neuro.client.http import HttpAnswer, RequestSpec
 from airflow_neuro.client.retry import RETRY_STATUSES
 from airflow_neuro.client.service import HealthProbe, ServiceInfo, Services
+from airflow_neuro.exceptions import NeuroConnectionError
 from airflow_neuro.job_request import JobRequest
 
 T = TypeVar("T")
+
+# The Test button: seconds to retry a platform that is down, and to wait for any answer.
+TEST_RETRY_BUDGET = 5.0
+TEST_DEADLINE = 10.0
 
 
 class NeuroHook(BaseHook):
@@ -34,8 +39,10 @@ class NeuroHook(BaseHook):
 
     ``with NeuroHook() as hook: job = hook.get_job(job_id)``. The hook owns its event loop
     (never the global one), logs in once, into a private temporary config directory that
-    is removed on close, and turns the client layer's coroutines into plain calls. For
-    anything it has no method for, ``hook.run(hook.client....)`` runs an SDK coroutine.
+    is removed on close (or by the next login, if the process is killed first), and turns
+    the client layer's coroutines into plain calls. For anything it has no method for,
+    ``hook.run(hook.client....)`` runs an SDK coroutine. A login that fails raises
+    ``NeuroConnectionError``, naming the connection and the cause.
 
     :param neuro_conn_id: the ``neuro`` connection to use.
     :param retry_budget: seconds to keep retrying idempotent calls through transient faults
@@ -283,15 +290,27 @@ class NeuroHook(BaseHook):
 
     # -- Airflow UI -----------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """Log in and say where: the connection form's Test button."""
+        """Log in and say where: the connection form's Test button.
+
+        A person waits on the answer, so a platform that is down is retried for a few
+        seconds only, and the whole login ends within ``TEST_DEADLINE`` however the server
+        behaves; a task's login rides out a longer outage.
+        """
+        self.close()  # a login of its own, with the short budget
         try:
-            config = self.login().config
+            params = self.connection_params()
+            connect = NeuroClient.connect(params, TEST_RETRY_BUDGET, deadline=TEST_DEADLINE)
+            self._client = self.loop.run_until_complete(connect)
+            config = self._client.config
             return True, (
-                f"Logged in to {config.api_url} as {config.username}: cluster"
-                f" {config.cluster_name}, org {config.org_name}, project {config.project_name}"
+                f"Logged in to {config.api_url} as {config.username} with connection"
+                f" {self.neuro_conn_id!r}: cluster {config.cluster_name}, org"
+                f" {config.org_name}, project {config.project_name}"
             )
+        except NeuroConnectionError as e:  # its message names the connection and the cause
+            return False, str(e)
         except Exception as e:
-            return False, f"{type(e).__name__}: {e}"
+            return False, f"connection {self.neuro_conn_id!r}: {type(e).__name__}: {e}"
         finally:
             self.close()
 

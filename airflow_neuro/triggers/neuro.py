@@ -59,8 +59,11 @@ class NeuroJobTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        shared = await CLIENTS.acquire(self.neuro_conn_id, self.retry_budget)
+        shared = None
         try:
+            # Inside: a login that fails (a refused token, say) resumes the task with an
+            # event that names the connection, as any other failed wait does.
+            shared = await CLIENTS.acquire(self.neuro_conn_id, self.retry_budget)
             if self.follow_log:
                 async for line in shared.client.log_lines(self.job_id):
                     self.log.info("%s", line)
@@ -70,7 +73,8 @@ class NeuroJobTrigger(BaseTrigger):
         except Exception as e:
             event = JobEvent.failed(self.job_id, e)
         finally:
-            await CLIENTS.release(self.neuro_conn_id)
+            if shared is not None:
+                await CLIENTS.release(self.neuro_conn_id)
         yield TriggerEvent(event.to_json())
 
     async def on_kill(self) -> None:
