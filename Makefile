@@ -22,7 +22,7 @@ all: test
 $(VENV)/.installed: constraints.txt setup.cfg pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,neuro]'
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,neuro,celery]'
 	touch $@
 
 # apolo-sdk and neuro-sdk both install the apolo_sdk package, so they cannot share a venv.
@@ -75,9 +75,10 @@ test-apolo: venv-apolo system-packages
 
 test: lint test-main test-apolo
 
-# A real deployment: PostgreSQL, scheduler, triggerer, dag-processor and API server.
+# Real deployments: PostgreSQL, scheduler, triggerer, dag-processor and API server, with the
+# LocalExecutor and with the CeleryExecutor (Redis and two Celery workers).
 e2e: venv system-packages
-	@./scripts/ensure-system-packages.sh postgresql
+	@./scripts/ensure-system-packages.sh postgresql redis
 	$(PY) -m pytest tests/deployment
 
 # The version matrix (noxfile.py): unit, local platform, integration and e2e suites on each

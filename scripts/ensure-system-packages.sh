@@ -2,7 +2,8 @@
 # Optional Debian packages, installed when missing and apt-get can run:
 #   bubblewrap  - local platform jobs with volumes (without it, those tests are skipped)
 #   postgresql  - the metadata DB of the deployment suite (make e2e)
-# Usage: ensure-system-packages.sh [bubblewrap] [postgresql]
+#   redis       - the CeleryExecutor's broker in the deployment suite (make e2e)
+# Usage: ensure-system-packages.sh [bubblewrap] [postgresql] [redis]
 set -euo pipefail
 wanted=("${@:-bubblewrap}")
 missing=()
@@ -10,6 +11,7 @@ for package in "${wanted[@]}"; do
   case "$package" in
     bubblewrap) command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap) ;;
     postgresql) compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql) ;;
+    redis) command -v redis-server >/dev/null 2>&1 || missing+=(redis-server) ;;
     *) echo "unknown package $package" >&2; exit 2 ;;
   esac
 done

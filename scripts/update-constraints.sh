@@ -5,7 +5,7 @@ python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$python" -m venv "$tmp/main"
-"$tmp/main/bin/pip" install --quiet -e '.[dev,neuro]'
+"$tmp/main/bin/pip" install --quiet -e '.[dev,neuro,celery]'
 {
   echo "# Pinned versions for the main environment (Airflow + neuro-sdk + dev tools)."
   echo "# Regenerate on purpose: make constraints"

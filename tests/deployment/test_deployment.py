@@ -9,6 +9,8 @@ import apolo_sdk
 from ..conftest import free_port
 from .conftest import Deployment
 
+CANCELLED = apolo_sdk.JobStatus.CANCELLED
+
 
 def test_deferred_run_and_sensor_through_the_real_triggerer(deployment: Deployment) -> None:
     run_id = deployment.trigger("deployment_deferred")
@@ -50,6 +52,29 @@ def test_marking_a_deferred_task_failed_cancels_its_job(deployment: Deployment) 
             break
         assert time.monotonic() < deadline, (job.status, deployment.logs())
         time.sleep(1)
+
+
+def test_a_task_marked_failed_before_any_triggerer_runs_still_cancels_its_job(
+    deployment: Deployment,
+) -> None:
+    dag_id = "deployment_mark_unstarted"
+    with deployment.paused("triggerer"):  # nothing can run the task's trigger
+        run_id = deployment.trigger(dag_id)
+        deployment.wait_for_task(dag_id, run_id, "endless", {"deferred"})
+        [job] = deployment.platform.jobs(f"airflow-run:{run_id}", "airflow-task:endless")
+        assert job.status == apolo_sdk.JobStatus.RUNNING
+        deployment.call(
+            "PATCH",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/endless",
+            json={"new_state": "failed"},
+        )
+        marked = time.monotonic()
+        # Within one poll interval of the task (10 s), by the API server's listener.
+        while deployment.platform.jobs(f"airflow-run:{run_id}")[0].status != CANCELLED:
+            assert time.monotonic() - marked < 10, deployment.logs()
+            time.sleep(0.2)
+    assert deployment.task_states(dag_id, run_id) == {"endless": "failed"}
+    assert not deployment.trigger_logs(dag_id, run_id, "endless")  # its trigger never ran
 
 
 def test_a_deferred_deploy_waits_for_readiness_in_the_triggerer(deployment: Deployment) -> None:

@@ -50,6 +50,17 @@ with DAG("deployment_kill", schedule=None, start_date=START, catchup=False):
         poll_interval=1,
     )
 
+# Marked failed while no triggerer runs: its job must still be cancelled within one poll.
+with DAG("deployment_mark_unstarted", schedule=None, start_date=START, catchup=False):
+    NeuroRunOperator(
+        task_id="endless",
+        job_command="sleep 600",
+        job_image="ubuntu",
+        deferrable=True,
+        job_detach=False,
+        poll_interval=10,
+    )
+
 # The example's server, which the suite puts in storage: jobs see storage, not the repository.
 SERVER = "/srv/model_server.py"
 
