@@ -85,11 +85,14 @@ e2e: venv system-packages
 # supported Airflow with each SDK, every combination from its own pinned constraints
 # (.venv-apolo too: the e2e suite compares its jobs with those apolo-flow starts).
 matrix: $(NOX_VENV)/.installed venv-apolo venv-jobs system-packages
-	$(NOX_VENV)/bin/nox
+	./scripts/run-sessions.sh $(NOX_VENV)/bin/nox "tests(airflow='3.3.2', sdk='neuro')" \
+		"tests(airflow='3.1.6', sdk='neuro')" "tests(airflow='3.1.6', sdk='apolo')" \
+		"tests(airflow='3.3.2', sdk='apolo')"
 
-# What `make test` does not already cover: every combination but Airflow 3.3.2 + neuro-sdk.
+# What `make test` does not already cover: every combination but Airflow 3.3.2 + neuro-sdk,
+# two at a time (scripts/run-sessions.sh says why).
 matrix-others: $(NOX_VENV)/.installed venv-apolo venv-jobs system-packages
-	$(NOX_VENV)/bin/nox -s "tests(airflow='3.1.6', sdk='neuro')" \
+	./scripts/run-sessions.sh $(NOX_VENV)/bin/nox "tests(airflow='3.1.6', sdk='neuro')" \
 		"tests(airflow='3.1.6', sdk='apolo')" "tests(airflow='3.3.2', sdk='apolo')"
 
 # The main job: the local platform and an example DAG, end to end in real Airflow.

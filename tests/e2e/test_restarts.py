@@ -119,6 +119,7 @@ def test_finished_jobs_are_reused_only_when_asked(
     assert by_task == {"airflow-task:reused": 1, "airflow-task:not_reused": 2}
 
 
+@pytest.mark.once  # the local platform's restart; the provider's side is test_faults'
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_a_platform_stopped_mid_job_picks_it_up_again_and_the_work_runs_once(
     airflow_db: None, tmp_path: Path, signum: int

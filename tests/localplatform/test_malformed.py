@@ -24,7 +24,8 @@ from airflow_neuro.localplatform import LocalPlatform
 
 from .conftest import platform_settings
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# Raw HTTP against the server alone: no Airflow and no SDK in it (see the "once" marker).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.once]
 
 MiB = 2**20
 MAX_LIFE_SPAN = 100 * 365 * 24 * 60  # minutes

@@ -28,6 +28,9 @@ from airflow_neuro.localplatform.storage_paths import StoragePaths
 
 from .conftest import Server
 
+# The storage code alone: no Airflow and no SDK in it (see the "once" marker).
+pytestmark = pytest.mark.once
+
 SECRET = b"TOP-SECRET, outside the storage"
 VICTIM = b"victim, outside the storage"
 NOBODY = (65534, 65534)
