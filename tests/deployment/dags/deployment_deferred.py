@@ -40,26 +40,18 @@ with DAG("deployment_deferred", schedule=None, start_date=START, catchup=False):
     ).set_upstream(serve)
     train >> serve
 
-with DAG("deployment_kill", schedule=None, start_date=START, catchup=False):
-    NeuroRunOperator(
-        task_id="endless",
-        job_command="sleep 600",
-        job_image="ubuntu",
-        job_detach=False,
-        deferrable=True,
-        poll_interval=1,
-    )
-
-# Marked failed while no triggerer runs: its job must still be cancelled within one poll.
-with DAG("deployment_mark_unstarted", schedule=None, start_date=START, catchup=False):
-    NeuroRunOperator(
-        task_id="endless",
-        job_command="sleep 600",
-        job_image="ubuntu",
-        deferrable=True,
-        job_detach=False,
-        poll_interval=10,
-    )
+# An endless deferred job, marked failed once its trigger runs, and (with a 10 s poll, the
+# time its job has to be cancelled in) while no triggerer runs.
+for dag_id, poll_interval in (("deployment_kill", 1), ("deployment_mark_unstarted", 10)):
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False):
+        NeuroRunOperator(
+            task_id="endless",
+            job_command="sleep 600",
+            job_image="ubuntu",
+            job_detach=False,
+            deferrable=True,
+            poll_interval=poll_interval,
+        )
 
 # The example's server, which the suite puts in storage: jobs see storage, not the repository.
 SERVER = "/srv/model_server.py"
