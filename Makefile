@@ -90,9 +90,9 @@ matrix: $(NOX_VENV)/.installed venv-apolo venv-jobs system-packages
 		"tests(airflow='3.3.2', sdk='apolo')"
 
 # What `make test` does not already cover: every combination but Airflow 3.3.2 + neuro-sdk,
-# all three at once (scripts/run-sessions.sh says why: together they need about 2.5 cores).
+# two at a time (scripts/run-sessions.sh says why).
 matrix-others: $(NOX_VENV)/.installed venv-apolo venv-jobs system-packages
-	JOBS=3 ./scripts/run-sessions.sh $(NOX_VENV)/bin/nox "tests(airflow='3.1.6', sdk='neuro')" \
+	./scripts/run-sessions.sh $(NOX_VENV)/bin/nox "tests(airflow='3.1.6', sdk='neuro')" \
 		"tests(airflow='3.1.6', sdk='apolo')" "tests(airflow='3.3.2', sdk='apolo')"
 
 # The main job: the local platform and an example DAG, end to end in real Airflow.

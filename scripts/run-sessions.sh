@@ -3,7 +3,7 @@
 # output whole when it ends, so that the logs of sessions running together do not mix.
 # A session's suites keep about 0.85 of a core busy (the e2e suite: 400 s of CPU in 470 s),
 # the rest is waiting on jobs and servers: on two cores, two at a time take the time of
-# one, and three about 1.3 times it.
+# one. Three at once overload them: a 50 s e2e test then runs past its 120 s timeout.
 # Usage: run-sessions.sh NOX SESSION [SESSION ...]; exits 1 if any session failed.
 set -uo pipefail
 nox=$1
